@@ -17,7 +17,8 @@ cache (``cache=True``) is reused across processes.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
+import sys
 import inspect
 import os
 import tempfile
@@ -160,10 +161,11 @@ def _load_module(src: str, stem: str) -> ModuleType:
         with os.fdopen(fd, "w") as f:
             f.write(src)
         os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(f"neurodyn_gen_{stem}_{digest}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    # Imported by name from the cache folder (on sys.path) so that Numba's on-disk cache,
+    # which re-imports the defining module by name, works in later processes.
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+    return importlib.import_module(path.stem)
 
 
 @lru_cache(maxsize=None)

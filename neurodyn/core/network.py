@@ -1,0 +1,172 @@
+"""The event-driven network: layers of (weights, neuron) lifted from torch modules and run by one kernel.
+
+The same network trains as a torch module (dense path) and infers here, event-driven,
+with identical outputs: ``Network.from_module(model)`` copies the weights and the
+neuron coefficients; ``run`` propagates spikes as weight-row additions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError, ShapeError
+from ..kernels.sparse_linear import to_csr
+from ..neurons.base import NeuronModel
+from ..nn.neurons import SpikingNeuron
+from ..nn.recurrent import Recurrent
+from .engine import network_kernel
+
+
+@dataclass
+class Layer:
+    """One layer: input weights W [N_in, N_out] (rows added per event), bias [N_out],
+    optional recurrent weights R [N_out, N_out], the neuron model, its coefficients and
+    initial state (each [N_out])."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    model: NeuronModel
+    coefs: tuple[np.ndarray, ...]
+    init: tuple[np.ndarray, ...]
+    recurrent: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return self.weight.shape[1]
+
+
+@dataclass
+class NetworkResult:
+    """out [T, B, N_out] (spikes or readout membrane), spike counts per layer ([B] each),
+    steps run per sample [B], and per-layer recordings [T, B, N] if asked for."""
+
+    out: torch.Tensor
+    counts: list[torch.Tensor]
+    steps: torch.Tensor
+    records: list[torch.Tensor] = field(default_factory=list)
+
+
+def _np(t: torch.Tensor, dtype) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
+
+
+class Network:
+    """A feed-forward stack of (optionally recurrent) neuron layers run event-driven on CPU."""
+
+    def __init__(self, layers: list[Layer], dtype=np.float32) -> None:
+        if not layers:
+            raise ConfigError("a Network needs at least one layer")
+        for a, b in zip(layers, layers[1:]):
+            if a.size != b.weight.shape[0]:
+                raise ShapeError(f"layer sizes do not chain: {a.size} outputs into {b.weight.shape[0]} inputs")
+        self.layers, self.dtype = layers, np.dtype(dtype)
+
+    @property
+    def in_features(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    @classmethod
+    def from_module(cls, model: nn.Module, dtype=None) -> "Network":
+        """Build from an nn.Sequential of (Linear, neuron) pairs and Recurrent layers.
+
+        Dropout and Identity are skipped (inference).  Anything else is an error naming it.
+        """
+        mods = list(model) if isinstance(model, nn.Sequential) else [model]
+        layers: list[Layer] = []
+        pending: nn.Linear | None = None
+        ptype = None
+        for m in mods:
+            if isinstance(m, (nn.Dropout, nn.Identity)):
+                continue
+            if isinstance(m, nn.Linear):
+                if pending is not None:
+                    raise ConfigError("two Linear layers in a row: put a neuron module between them")
+                pending = m
+                ptype = m.weight.dtype
+            elif isinstance(m, SpikingNeuron):
+                if pending is None:
+                    raise ConfigError(f"{type(m).__name__} must follow a Linear layer")
+                layers.append(cls._layer(pending, None, m))
+                pending = None
+            elif isinstance(m, Recurrent):
+                if pending is not None:
+                    raise ConfigError("a Linear directly before Recurrent is not supported; fold it into Recurrent")
+                layers.append(cls._layer(m.ff, m.rec, m.neuron))
+                ptype = m.ff.weight.dtype
+            else:
+                raise ConfigError(f"module {type(m).__name__} is not supported by the event-driven core")
+        if pending is not None:
+            raise ConfigError("the model ends in a Linear layer: add a neuron (e.g. LI readout) after it")
+        dt = np.dtype(dtype) if dtype is not None else (np.float64 if ptype == torch.float64 else np.float32)
+        for layer in layers:
+            layer.weight, layer.bias = layer.weight.astype(dt), layer.bias.astype(dt)
+            layer.coefs = tuple(c.astype(dt) for c in layer.coefs)
+            layer.init = tuple(c.astype(dt) for c in layer.init)
+            if layer.recurrent is not None:
+                layer.recurrent = layer.recurrent.astype(dt)
+        return cls(layers, dtype=dt)
+
+    @staticmethod
+    def _layer(lin: nn.Linear, rec: nn.Linear | None, nrn: SpikingNeuron) -> Layer:
+        n = lin.out_features
+        dt = np.float64
+        coefs = tuple(_np(torch.broadcast_to(c.detach().to(torch.float64), (n,)), dt) for c in nrn.coefficients())
+        probe = torch.zeros(1, n, dtype=torch.float64)
+        init = tuple(_np(s[0], dt) for s in nrn.initial_state(1, n, probe))
+        bias = _np(lin.bias, dt) if lin.bias is not None else np.zeros(n, dtype=dt)
+        return Layer(weight=_np(lin.weight.t(), dt), bias=bias, model=nrn.model, coefs=coefs, init=init,
+                     recurrent=None if rec is None else _np(rec.weight.t(), dt))
+
+    def events_from_dense(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR events (ptr [B*T+1], channel [E], value [E]) of a dense input x [T, B, N_in]."""
+        if x.dim() != 3 or x.shape[2] != self.in_features:
+            raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
+        xb = _np(x.permute(1, 0, 2).reshape(-1, x.shape[2]), self.dtype)
+        return to_csr(xb)
+
+    def run(self, x: torch.Tensor, steps: torch.Tensor | None = None, record: bool = False) -> NetworkResult:
+        """Run the network event-driven on a dense input x [T, B, N_in].
+
+        steps: [B] number of steps each sample runs (default T); the rest cost nothing and
+        output 0.  record: also return every layer's output [T, B, N].
+        """
+        T, B = x.shape[0], x.shape[1]
+        ptr, idx, val = self.events_from_dense(x)
+        if steps is None:
+            steps_np = np.full(B, T, dtype=np.int64)
+        else:
+            steps_np = np.asarray(torch.as_tensor(steps).cpu().numpy(), dtype=np.int64)
+            if steps_np.shape != (B,) or (steps_np < 0).any() or (steps_np > T).any():
+                raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
+        return self.run_events(ptr, idx, val, T, steps_np, record)
+
+    def run_events(self, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
+                   record: bool = False) -> NetworkResult:
+        """Run on CSR input events: row b*T+t of (ptr, idx, val) lists sample b's inputs at step t."""
+        B = steps.shape[0]
+        if ptr.shape[0] != B * T + 1:
+            raise ShapeError(f"event pointer must have B*T+1 = {B * T + 1} entries, got {ptr.shape[0]}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.in_features):
+            raise ShapeError(f"input event channel out of range [0, {self.in_features})")
+        sig = tuple((l.model, l.recurrent is not None) for l in self.layers)
+        kern = network_kernel(sig)
+        dummy = np.zeros((1, 1, 1), dtype=self.dtype)
+        args: list = [ptr, idx, val.astype(self.dtype, copy=False), T, steps]
+        recs, cnts = [], []
+        for layer in self.layers:
+            args += [layer.weight, layer.bias] + ([layer.recurrent] if layer.recurrent is not None else [])
+            args += list(layer.coefs) + list(layer.init)
+            rec = np.zeros((T, B, layer.size), dtype=self.dtype) if record else dummy
+            cnt = np.zeros(B, dtype=np.int64)
+            recs.append(rec)
+            cnts.append(cnt)
+            args += [rec, cnt]
+        out = np.zeros((T, B, self.layers[-1].size), dtype=self.dtype)
+        args += [record, out]
+        kern.run_network(*args)
+        return NetworkResult(out=torch.from_numpy(out), counts=[torch.from_numpy(c) for c in cnts],
+                             steps=torch.from_numpy(steps.copy()),
+                             records=[torch.from_numpy(r) for r in recs] if record else [])

@@ -1,0 +1,7 @@
+"""torch.nn modules over multi-step tensors [T, B, ...]."""
+from .linear import Linear, MultiStep
+from .neurons import ALIF, CUBALIF, LI, LIF, NEURON_MODULES, SpikingNeuron, make_neuron, reset
+from .recurrent import Recurrent
+
+__all__ = ["ALIF", "CUBALIF", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
+           "SpikingNeuron", "make_neuron", "reset"]

@@ -1,0 +1,13 @@
+import os
+
+import pytest
+import torch
+
+# Generated kernels go to a per-run cache unless the caller chose one (CI keeps one across tests).
+os.environ.setdefault("NEURODYN_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "neurodyn"))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
