@@ -1,7 +1,8 @@
 """torch.nn modules over multi-step tensors [T, B, ...]."""
 from .linear import Linear, MultiStep
 from .neurons import ALIF, CUBALIF, LI, LIF, NEURON_MODULES, SpikingNeuron, make_neuron, reset
+from .interop import convert_spikingjelly, from_spikingjelly
 from .recurrent import Recurrent
 
 __all__ = ["ALIF", "CUBALIF", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
-           "SpikingNeuron", "make_neuron", "reset"]
+           "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]
