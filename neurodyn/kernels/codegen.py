@@ -81,7 +81,7 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -
     tr = [f"tr_{s}" for s in S]
     prev = [f"p_{s}" for s in S]
     new = [f"n_{s}" for s in S]
-    step_call = f"{d.step_name}(x[t, b, n], {', '.join(p + '[n]' for p in prev)}, {', '.join(c + '[n]' for c in cs)})"
+    step_call = f"{d.step_name}(xr[n], {', '.join(p + '[n]' for p in prev)}, {', '.join(c + '[n]' for c in cs)})"
 
     fwd = [
         "@numba.njit(parallel=True, cache=True)",
@@ -94,16 +94,22 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -
     for s, p in zip(S, prev):
         fwd.append(f"            {p} = s0_{s}[b] if t == 0 else tr_{s}[t - 1, b]")
     fwd += [
+        "            xr = x[t, b]",
+        "            outr = out[t, b]",
+    ]
+    for s in S:
+        fwd.append(f"            r_{s} = tr_{s}[t, b]")
+    fwd += [
         "            if t < Tb:",
         "                for n in range(N):",
         f"                    o, {', '.join(new)}, = {step_call}",
-        "                    out[t, b, n] = o",
+        "                    outr[n] = o",
     ]
     for s, nn in zip(S, new):
-        fwd.append(f"                    tr_{s}[t, b, n] = {nn}")
-    fwd += ["            else:", "                for n in range(N):", "                    out[t, b, n] = 0.0"]
+        fwd.append(f"                    r_{s}[n] = {nn}")
+    fwd += ["            else:", "                for n in range(N):", "                    outr[n] = 0.0"]
     for s, p in zip(S, prev):
-        fwd.append(f"                    tr_{s}[t, b, n] = {p}[n]")
+        fwd.append(f"                    r_{s}[n] = {p}[n]")
     parts.append("\n".join(fwd) + "\n\n\n")
 
     g_tr = [f"g_tr_{s}" for s in S]
@@ -125,26 +131,31 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -
     bwd += ["        for n in range(N):"]
     for c in g_c:
         bwd.append(f"            {c}[b, n] = 0.0")
+    for c in C:
+        bwd.append(f"        gcr_{c} = g_c_{c}[b]")
     bwd += ["        for t in range(T - 1, -1, -1):"]
     for s, p in zip(S, prev):
         bwd.append(f"            {p} = s0_{s}[b] if t == 0 else tr_{s}[t - 1, b]")
-    bwd += ["            if t >= Tb:", "                for n in range(N):", "                    g_x[t, b, n] = 0.0"]
+    bwd += ["            xr = x[t, b]", "            gxr = g_x[t, b]", "            gor = g_out[t, b]"]
+    for s in S:
+        bwd.append(f"            gtr_{s} = g_tr_{s}[t, b] if has_g_{s} else g_tr_{s}[0, 0]")
+    bwd += ["            if t >= Tb:", "                for n in range(N):", "                    gxr[n] = 0.0"]
     for s, a_ in zip(S, adj):
         bwd.append(f"                    if has_g_{s}:")
-        bwd.append(f"                        {a_}[n] += g_tr_{s}[t, b, n]")
+        bwd.append(f"                        {a_}[n] += gtr_{s}[n]")
     bwd += ["            else:", "                for n in range(N):"]
     for s, a_ in zip(S, adj):
-        bwd.append(f"                    gs_{s} = {a_}[n] + g_tr_{s}[t, b, n] if has_g_{s} else {a_}[n]")
+        bwd.append(f"                    gs_{s} = {a_}[n] + gtr_{s}[n] if has_g_{s} else {a_}[n]")
     vjp_call = (
-        f"{d.step_name}_vjp(x[t, b, n], {', '.join(p + '[n]' for p in prev)}, "
-        f"{', '.join(c + '[n]' for c in cs)}, g_out[t, b, n], {', '.join('gs_' + s for s in S)})"
+        f"{d.step_name}_vjp(xr[n], {', '.join(p + '[n]' for p in prev)}, "
+        f"{', '.join(c + '[n]' for c in cs)}, gor[n], {', '.join('gs_' + s for s in S)})"
     )
     bwd.append(f"                    {', '.join(vjp_out)}, = {vjp_call}")
-    bwd.append("                    g_x[t, b, n] = d_x")
+    bwd.append("                    gxr[n] = d_x")
     for s, a_ in zip(S, adj):
         bwd.append(f"                    {a_}[n] = d_{s}")
     for c in C:
-        bwd.append(f"                    g_c_{c}[b, n] += d_{c}")
+        bwd.append(f"                    gcr_{c}[n] += d_{c}")
     bwd += ["        for n in range(N):"]
     for s, a_ in zip(S, adj):
         bwd.append(f"            g_s0_{s}[b, n] = {a_}[n]")

@@ -54,13 +54,14 @@ def _csr_matmul(indptr, idx, val, wt, bias, has_bias, y):
     M = indptr.shape[0] - 1
     N = wt.shape[1]
     for m in prange(M):
+        yr = y[m]
         for j in range(N):
-            y[m, j] = bias[j] if has_bias else 0.0
+            yr[j] = bias[j] if has_bias else 0.0
         for e in range(indptr[m], indptr[m + 1]):
-            k = idx[e]
+            row = wt[idx[e]]
             a = val[e]
             for j in range(N):
-                y[m, j] += a * wt[k, j]
+                yr[j] += a * row[j]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -72,11 +73,13 @@ def _csr_weight_grad(indptr, idx, val, g, gwt, n_blocks):
         j0 = blk * N // n_blocks
         j1 = (blk + 1) * N // n_blocks
         for m in range(M):
+            gr = g[m, j0:j1]
             for e in range(indptr[m], indptr[m + 1]):
-                k = idx[e]
+                # 1-D views indexed from 0: lets LLVM vectorize (no negative-index checks)
+                row = gwt[idx[e], j0:j1]
                 a = val[e]
-                for j in range(j0, j1):
-                    gwt[k, j] += a * g[m, j]
+                for j in range(row.shape[0]):
+                    row[j] += a * gr[j]
 
 
 class EventLinearFn(torch.autograd.Function):

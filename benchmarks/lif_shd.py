@@ -1,0 +1,197 @@
+"""LIF 700-256-20, T=100, batch 64, SHD-like sparse input: neurodyn vs SpikingJelly, snnTorch, plain torch.
+
+One training step (forward + backward, cross-entropy on output spike counts) and one
+inference pass, side by side in one process, same threads, median of repeats.  Also the
+event-driven inference time as the input activity grows (cost ~ spikes).
+
+    python -m benchmarks.lif_shd [--quick] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+from torch import nn
+
+from .common import set_threads, timeit, write_table
+
+N_IN, N_HID, N_OUT = 700, 256, 20
+TAU = 2.0  # SpikingJelly-style tau (steps) shared by every library
+
+
+def make_input(T: int, B: int, activity: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, B, N_IN, generator=g) < activity).float()
+
+
+def _init(lin1: nn.Linear, lin2: nn.Linear) -> None:
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        lin1.weight.copy_(torch.randn(N_HID, N_IN, generator=g) * 0.5)
+        lin2.weight.copy_(torch.randn(N_OUT, N_HID, generator=g) * 0.5)
+        lin1.bias.zero_()
+        lin2.bias.zero_()
+
+
+def neurodyn_model() -> nn.Sequential:
+    import neurodyn.nn as ndn
+    lif = dict(tau_mem=TAU, dt=1.0, integration="euler", threshold=1.0, reset="zero", surrogate="atan", alpha=2.0)
+    m = nn.Sequential(ndn.Linear(N_IN, N_HID), ndn.LIF(**lif), ndn.Linear(N_HID, N_OUT), ndn.LIF(**lif))
+    _init(m[0], m[2])
+    return m
+
+
+def spikingjelly_model():
+    from spikingjelly.activation_based import neuron, surrogate
+    kw = dict(tau=TAU, decay_input=True, v_threshold=1.0, v_reset=0.0, surrogate_function=surrogate.ATan(alpha=2.0),
+              step_mode="m")
+    m = nn.Sequential(nn.Linear(N_IN, N_HID), neuron.LIFNode(**kw), nn.Linear(N_HID, N_OUT), neuron.LIFNode(**kw))
+    _init(m[0], m[2])
+    return m
+
+
+class TorchLoop(nn.Module):
+    """Plain torch: the same LIF written as a Python loop over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(N_IN, N_HID), nn.Linear(N_HID, N_OUT)
+        _init(self.l1, self.l2)
+
+    @staticmethod
+    def _spike(u):
+        # ATan surrogate via the straight-through trick
+        sg = torch.atan(math.pi / 2 * 2.0 * u) / math.pi + 0.5
+        return (u >= 0).float() + sg - sg.detach()
+
+    def _lif(self, cur):
+        v = torch.zeros_like(cur[0])
+        out = []
+        for t in range(cur.shape[0]):
+            h = v + (cur[t] - v) / TAU
+            s = self._spike(h - 1.0)
+            v = h * (1 - s)
+            out.append(s)
+        return torch.stack(out)
+
+    def forward(self, x):
+        return self._lif(self.l2(self._lif(self.l1(x))))
+
+
+class SnnTorchNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        import snntorch as snn
+        from snntorch import surrogate
+        beta = 1 - 1 / TAU
+        self.l1, self.l2 = nn.Linear(N_IN, N_HID), nn.Linear(N_HID, N_OUT)
+        _init(self.l1, self.l2)
+        self.n1 = snn.Leaky(beta=beta, reset_mechanism="zero", spike_grad=surrogate.atan(alpha=2.0))
+        self.n2 = snn.Leaky(beta=beta, reset_mechanism="zero", spike_grad=surrogate.atan(alpha=2.0))
+
+    def forward(self, x):
+        m1, m2 = self.n1.init_leaky(), self.n2.init_leaky()
+        c1 = self.l1(x) / TAU  # input scaling of SpikingJelly's decay_input
+        out = []
+        for t in range(x.shape[0]):
+            s1, m1 = self.n1(c1[t], m1)
+            s2, m2 = self.n2(self.l2(s1[None])[0] / TAU, m2)
+            out.append(s2)
+        return torch.stack(out)
+
+
+def train_step_fn(model, x, y, reset=None):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        if reset:
+            reset(model)
+        opt.zero_grad()
+        out = model(x)
+        loss = nn.functional.cross_entropy(out.sum(0), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def infer_fn(model, x, reset=None):
+    def run():
+        if reset:
+            reset(model)
+        with torch.no_grad():
+            return model(x)
+    return run
+
+
+def main(argv=None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small repeats, for CI-like machines")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--T", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--activity", type=float, default=0.015)
+    a = ap.parse_args(argv)
+    set_threads(a.threads)
+    reps = 3 if a.quick else 9
+    x = make_input(a.T, a.batch, a.activity)
+    y = torch.randint(0, N_OUT, (a.batch,), generator=torch.Generator().manual_seed(2))
+
+    libs = {}
+    from neurodyn.core import Network
+    nd = neurodyn_model()
+    libs["neurodyn"] = (nd, None)
+    try:
+        from spikingjelly.activation_based import functional
+        libs["spikingjelly"] = (spikingjelly_model(), functional.reset_net)
+    except ImportError:
+        pass
+    try:
+        libs["snntorch"] = (SnnTorchNet(), None)
+    except ImportError:
+        pass
+    libs["torch loop"] = (TorchLoop(), None)
+
+    # Same numbers first: every library sees the same weights and must produce the same spikes.
+    ref = infer_fn(nd, x)()
+    same = {name: bool(torch.equal(infer_fn(m, x, r)(), ref)) for name, (m, r) in libs.items()}
+
+    rows = []
+    for name, (m, r) in libs.items():
+        t_train = timeit(train_step_fn(m, x, y, r), repeats=reps)
+        t_inf = timeit(infer_fn(m, x, r), repeats=reps)
+        rows.append({"library": name, "mode": "dense (torch modules)" if name == "neurodyn" else "default",
+                     "train_step_ms": t_train * 1e3, "infer_ms": t_inf * 1e3, "same_spikes": same[name]})
+    net = Network.from_module(nd)
+    t_ev = timeit(lambda: net.run(x), repeats=reps)
+    res = net.run(x)
+    rows.append({"library": "neurodyn", "mode": "event-driven core", "train_step_ms": float("nan"),
+                 "infer_ms": t_ev * 1e3, "same_spikes": bool(torch.equal(res.out, ref))})
+    peers = [r for r in rows if r["library"] != "neurodyn"]
+    best_train = min(r["train_step_ms"] for r in peers) if peers else float("nan")
+    best_inf = min(r["infer_ms"] for r in peers) if peers else float("nan")
+    for r in rows:
+        r["train_speedup_vs_best_peer"] = best_train / r["train_step_ms"] if r["train_step_ms"] == r["train_step_ms"] else float("nan")
+        r["infer_speedup_vs_best_peer"] = best_inf / r["infer_ms"]
+    hdr = (f"## LIF {N_IN}-{N_HID}-{N_OUT}, T={a.T}, batch {a.batch}, input activity {a.activity:.1%}, "
+           f"{a.threads} thread(s), median of {reps}\n\nSpeed-ups are against the fastest peer in the same run.")
+    text = write_table("lif_shd", rows, hdr)
+
+    # Scaling with spike count: event-driven inference cost vs input activity.
+    scal = []
+    for act in (0.005, 0.015, 0.05, 0.15):
+        xa = make_input(a.T, a.batch, act, seed=3)
+        ra = net.run(xa)
+        ev = int(torch.count_nonzero(xa)) + sum(int(c.sum()) for c in ra.counts)
+        t = timeit(lambda: net.run(xa), repeats=reps)
+        t_sj = timeit(infer_fn(*libs["spikingjelly"], x=xa) if False else infer_fn(libs.get("spikingjelly", libs["torch loop"])[0], xa, libs.get("spikingjelly", (None, None))[1]), repeats=max(2, reps // 3))
+        scal.append({"input_activity": act, "events_per_run": ev, "neurodyn_event_ms": t * 1e3,
+                     "ns_per_event": t * 1e9 / max(ev, 1), "peer_infer_ms": t_sj * 1e3,
+                     "peer": "spikingjelly" if "spikingjelly" in libs else "torch loop"})
+    text += "\n" + write_table("lif_shd_scaling", scal, "## Event-driven inference vs input activity (cost ~ events)")
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
