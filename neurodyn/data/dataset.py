@@ -1,0 +1,233 @@
+"""torch Dataset over an event reader, with an in-memory cache, a padding collate and
+``load_dataset`` that recognises SHD/SSC HDF5 files and N-MNIST folders.
+
+Samples are float32 frames ``[T, ...]`` (T varies per sample); ``pad_collate`` stacks a
+batch time-major as ``x [T_max, B, ...]`` with zero padding, labels ``y [B]`` and the true
+lengths ``[B]``, the multi-step layout of neurodyn.nn.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from ..errors import ConfigError, DataFormatError, ShapeError
+from .nmnist import NMNIST_SENSOR, NMNISTFolder
+from .shd import SHD_CHANNELS, SHDFile
+from .transforms import SHDAugment, ToFrames
+
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+class EventReader(Protocol):
+    """What EventDataset needs from a reader (SHDFile, NMNISTFolder satisfy it)."""
+
+    labels: np.ndarray
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]: ...
+
+
+def _pack(frames: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Sparse copy of a frame array: (shape, flat nonzero indices, values in a small dtype)."""
+    flat = frames.reshape(-1)
+    idx = np.flatnonzero(flat)
+    vals = flat[idx]
+    if np.all(vals == np.rint(vals)) and (vals.size == 0 or (vals.min() >= 0 and vals.max() <= 65535)):
+        vals = vals.astype(np.uint8 if vals.size == 0 or vals.max() <= 255 else np.uint16)
+    index_dtype = np.int32 if flat.size < 2**31 else np.int64
+    return frames.shape, idx.astype(index_dtype), vals
+
+
+def _unpack(packed: tuple[tuple[int, ...], np.ndarray, np.ndarray]) -> np.ndarray:
+    shape, idx, vals = packed
+    out = np.zeros(int(np.prod(shape)), dtype=np.float32)
+    out[idx] = vals
+    return out.reshape(shape)
+
+
+class EventDataset(Dataset):
+    """Reader + binning as a torch Dataset: ``ds[i] -> (frames float32 [T, ...], label int)``.
+
+    With ``cache`` each sample is parsed once: without ``augment`` the binned frames are
+    kept (sparsely, exact counts), with ``augment`` the parsed events are kept and augmented
+    and re-binned on every access. The cache lives in the process that reads, so use
+    ``persistent_workers=True`` with DataLoader workers. ``augment(events, rng)`` draws from
+    a Generator seeded by ``seed`` (and by the DataLoader's per-worker seed in workers).
+    """
+
+    def __init__(
+        self,
+        reader: EventReader,
+        transform: Callable[[np.ndarray], np.ndarray],
+        *,
+        augment: Augment | None = None,
+        cache: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.reader = reader
+        self.transform = transform
+        self.augment = augment
+        self.cache = cache
+        self.seed = int(seed)
+        self._store: dict[int, object] = {}
+        self._rng: np.random.Generator | None = None
+        self._rng_key: tuple[int, int] | None = None
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of all samples, int64 [N]."""
+        return self.reader.labels
+
+    @property
+    def num_classes(self) -> int:
+        return self.reader.num_classes
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def _generator(self) -> np.random.Generator:
+        info = get_worker_info()
+        key = (os.getpid(), info.seed if info is not None else -1)
+        if self._rng is None or self._rng_key != key:
+            # A DataLoader worker gets a fresh seed each epoch; mixing it in keeps workers
+            # (and epochs with non-persistent workers) from repeating the same augmentations.
+            entropy = [self.seed] if info is None else [self.seed, info.seed % 2**63]
+            self._rng = np.random.default_rng(entropy)
+            self._rng_key = key
+        return self._rng
+
+    def _frames(self, index: int) -> np.ndarray:
+        if self.augment is None:
+            if self.cache and index in self._store:
+                self.cache_hits += 1
+                return _unpack(self._store[index])  # type: ignore[arg-type]
+            self.cache_misses += 1
+            events, _ = self.reader[index]
+            frames = np.asarray(self.transform(events), dtype=np.float32)
+            if self.cache:
+                self._store[index] = _pack(frames)
+            return frames
+        if self.cache and index in self._store:
+            self.cache_hits += 1
+            events = self._store[index]
+        else:
+            self.cache_misses += 1
+            events, _ = self.reader[index]
+            if self.cache:
+                self._store[index] = events
+        return np.asarray(self.transform(self.augment(events, self._generator())), dtype=np.float32)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"sample {index} out of range for {n} samples")
+        index = int(index) % n
+        frames = self._frames(index)
+        return torch.from_numpy(frames), int(self.reader.labels[index])
+
+    def clear_cache(self) -> None:
+        """Forget cached samples (e.g. after changing ``transform``)."""
+        self._store.clear()
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack ``[(frames [T_i, ...], label), ...]`` -> ``x [T_max, B, ...]`` float32 (zero-padded
+    after each sample's end), ``y [B]`` int64, ``lengths [B]`` int64 (= T_i)."""
+    if len(batch) == 0:
+        raise ShapeError("cannot collate an empty batch")
+    frames = [torch.as_tensor(f, dtype=torch.float32) for f, _ in batch]
+    tail = frames[0].shape[1:]
+    for i, f in enumerate(frames):
+        if f.ndim < 1 or f.shape[1:] != tail:
+            raise ShapeError(f"sample {i} has frame shape {tuple(f.shape)}, expected [T, {', '.join(map(str, tail))}]")
+    lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.int64)
+    t_max = int(lengths.max())
+    x = torch.zeros((t_max, len(frames), *tail), dtype=torch.float32)
+    for b, f in enumerate(frames):
+        x[: f.shape[0], b] = f
+    y = torch.tensor([int(lbl) for _, lbl in batch], dtype=torch.int64)
+    return x, y, lengths
+
+
+def _find_h5_pair(path: Path) -> tuple[Path, Path] | None:
+    if path.is_file() and path.suffix in (".h5", ".hdf5"):
+        if "train" not in path.name:
+            raise DataFormatError(f"{path}: expected a *train*.h5 file with a *test*.h5 beside it")
+        test = path.with_name(path.name.replace("train", "test"))
+        if not test.is_file():
+            raise DataFormatError(f"{test}: no such file (the test split of {path.name})")
+        return path, test
+    if path.is_dir():
+        trains = sorted(q for q in path.glob("*train*.h5"))
+        pairs = [(q, q.with_name(q.name.replace("train", "test"))) for q in trains]
+        pairs = [(a, b) for a, b in pairs if b.is_file()]
+        if len(pairs) > 1:
+            raise ConfigError(
+                f"{path} holds several datasets ({', '.join(a.name for a, _ in pairs)}); pass one *train*.h5 file"
+            )
+        return pairs[0] if pairs else None
+    return None
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    *,
+    dt_us: int | None = None,
+    n_steps: int | None = None,
+    t_stop_us: int | None = None,
+    channel_pool: int = 1,
+    augment: bool | Augment = False,
+    cache: bool = True,
+    seed: int = 0,
+) -> tuple[EventDataset, EventDataset]:
+    """Open a dataset and return ``(train, test)`` EventDatasets of binned frames.
+
+    ``path`` is an SHD/SSC folder holding ``*train*.h5`` and ``*test*.h5`` (or the train file
+    itself), or an N-MNIST root holding ``Train/`` and ``Test/``. Frames are ``[T, 700 /
+    channel_pool]`` for SHD/SSC and ``[T, 2, 34, 34]`` for N-MNIST; without ``dt_us`` and
+    ``n_steps`` the bins are 10 ms (10_000 us). ``augment=True`` applies ``SHDAugment`` to the
+    SHD training split; a callable ``aug(events, rng)`` is applied to the training split.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataFormatError(f"{root}: no such file or folder")
+    if dt_us is None and n_steps is None:
+        dt_us = 10_000
+    pair = _find_h5_pair(root)
+    if pair is not None:
+        train_reader: EventReader = SHDFile(pair[0])
+        test_reader: EventReader = SHDFile(pair[1])
+        transform = ToFrames(n_channels=SHD_CHANNELS, dt_us=dt_us, n_steps=n_steps,
+                             t_stop_us=t_stop_us, channel_pool=channel_pool)
+        aug = SHDAugment(n_channels=SHD_CHANNELS) if augment is True else (augment or None)
+    elif root.is_dir() and (root / "Train").is_dir() and (root / "Test").is_dir():
+        train_reader = NMNISTFolder(root, "Train")
+        test_reader = NMNISTFolder(root, "Test")
+        transform = ToFrames(sensor_size=NMNIST_SENSOR, dt_us=dt_us, n_steps=n_steps,
+                             t_stop_us=t_stop_us, channel_pool=channel_pool)
+        if augment is True:
+            raise ConfigError("augment=True means SHD augmentation; pass a callable for N-MNIST")
+        aug = augment or None
+    else:
+        raise DataFormatError(
+            f"{root}: not a dataset: expected an SHD/SSC folder with *train*.h5 and *test*.h5, "
+            "a *train*.h5 file, or an N-MNIST root with Train/ and Test/ folders"
+        )
+    train = EventDataset(train_reader, transform, augment=aug, cache=cache, seed=seed)  # type: ignore[arg-type]
+    test = EventDataset(test_reader, transform, augment=None, cache=cache, seed=seed)
+    return train, test
+
+
+__all__ = ["EventDataset", "EventReader", "pad_collate", "load_dataset"]
