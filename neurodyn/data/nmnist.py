@@ -49,7 +49,7 @@ def decode_nmnist_bytes(raw: bytes | np.ndarray, sensor_size: tuple[int, int] = 
         )
     rec = data.reshape(-1, 5).astype(np.int64)
     x, y = rec[:, 0], rec[:, 1]
-    p = (rec[:, 2] >> 6) & 1
+    p = rec[:, 2] >> 7
     t = ((rec[:, 2] & 0x7F) << 16) | (rec[:, 3] << 8) | rec[:, 4]
     overflow = y == _OVERFLOW_Y
     if overflow.any():

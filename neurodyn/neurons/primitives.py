@@ -1,7 +1,7 @@
 """The primitive functions a step is written in, bound once per backend.
 
 The same step source (see ``symbolic.py``) is executed in one of these namespaces:
-torch tensors with autograd (the reference), or scalars compiled by Numba.
+torch tensors with autograd (the reference) here; Numba scalars in kernels/numba_prims.py.
 """
 from __future__ import annotations
 
@@ -63,47 +63,7 @@ def torch_namespace(surrogate: str = "atan", alpha: float | None = None) -> dict
     return {**_TORCH_BASE, "spike": spike, "spike_grad": spike_grad}
 
 
-# ---------------------------------------------------------------- numba (CPU scalars)
-
-@lru_cache(maxsize=None)
-def numba_namespace(surrogate: str = "atan", alpha: float | None = None) -> dict:
-    """Primitives as inlined Numba scalar functions; ``spike_grad`` has alpha baked in."""
-    import numba
-
-    name, a = check_surrogate(surrogate, alpha)
-    jit = numba.njit(inline="always", fastmath=False, cache=False)
-
-    @jit
-    def sigmoid_(x):
-        # Stable for large |x|; one exp either way.
-        if x >= 0:
-            return 1.0 / (1.0 + math.exp(-x))
-        e = math.exp(x)
-        return e / (1.0 + e)
-
-    @jit
-    def abs_(x):
-        return abs(x)
-
-    @jit
-    def relu(x):
-        return x if x > 0 else 0.0 * x
-
-    @jit
-    def spike(u):
-        return 1.0 if u >= 0 else 0.0
-
-    base = {
-        "exp": math.exp, "log": math.log, "tanh": math.tanh,
-        "sigmoid": sigmoid_, "sigmoid_": sigmoid_, "abs_": abs_, "relu": relu, "PI": math.pi,
-    }
-    sg = jit(compile_source(_surrogate_source(name), name, base))
-
-    @jit
-    def spike_grad(u):
-        return sg(u, a)
-
-    return {**base, "spike": spike, "spike_grad": spike_grad}
+# Numba scalars: see neurodyn/kernels/numba_prims.py (a real module, so Numba can cache it).
 
 
 def render(src: str, name: str, namespace: dict) -> Callable:
