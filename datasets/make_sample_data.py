@@ -8,17 +8,19 @@ shd_sample/shd_{train,test}.h5
     Each class is a synthetic "word": a fixed sequence of 2-3 segments, each a pair of
     formant-like bands sweeping across the channels. Per sample: a speaker (pitch = channel
     offset; speakers 10 and 11 only in the test split, as in SHD), per-sample pitch jitter,
-    speaking rate, onset, per-segment timing jitter and uniform noise spikes.
+    speaking rate, onset, per-segment timing jitter and uniform noise spikes. Classes 10-19
+    are classes 0-9 played backwards: same channels and counts, different time course.
 nmnist_sample/{Train,Test}/<digit>/<id>.bin
     Exactly the N-MNIST binary layout (see neurodyn/data/nmnist.py), 34x34, 300 ms: a
     random-affine digit glyph moved along three 100 ms saccades (a triangle, as the ATIS
     camera moved in N-MNIST), a log-intensity change detector emitting ON/OFF events at the
     moving edges, plus noise events.
 
-The data are sparser than the real sets (SHD ~0.15% of channels per 1 ms bin instead of
-1-2%, N-MNIST ~1.3k events instead of ~4k) so that the files stay small enough for the
-repository; use --shd-rate / --nmnist-threshold to make denser data. Output is fully
-determined by --seed.
+The data are sparser than the real sets so that the files stay small enough for the
+repository (SHD stores 4 bytes per spike and HDF5 cannot compress variable-length data):
+SHD ~880 spikes per ~0.7 s utterance, ~0.17% of channels per 1 ms bin instead of 1-2%;
+N-MNIST ~1.8k events per recording instead of ~4k. Use --shd-rate / --nmnist-threshold
+for denser data. Output is fully determined by --seed.
 """
 from __future__ import annotations
 

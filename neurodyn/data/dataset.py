@@ -92,6 +92,7 @@ class EventDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
+        """Number of classes of the underlying reader."""
         return self.reader.num_classes
 
     def __len__(self) -> int:

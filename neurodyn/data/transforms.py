@@ -93,7 +93,7 @@ def to_frames(
         step = t // int(dt_us)
     else:
         n_t = int(n_steps)
-        step = np.rint(t * n_t / span).astype(np.int64) if span > 0 else t
+        step = t * n_t // span if span > 0 else t
     inside = step < n_t
     if not inside.all():
         step, chan = step[inside], chan[inside]
