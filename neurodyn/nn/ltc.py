@@ -20,7 +20,7 @@ from ..neurons.ltc import (LTC_CONSTRAINTS, LTCParams, check_ltc_params, clip_lt
                            init_ltc_params, ltc_output, ltc_sensory, ltc_unfold)
 
 Tensor = torch.Tensor
-_MAPPINGS = ("affine", "linear", "none")
+LTC_BACKENDS = ("torch", "numba")
 
 
 def _check_sequence(name: str, x: Tensor, features: int) -> None:
@@ -44,11 +44,11 @@ def _initial_state(name: str, state: Optional[Tensor], x: Tensor, hidden: int) -
     return state.to(x.dtype)
 
 
-def _elapsed_steps(name: str, elapsed, x: Tensor, positive: bool) -> list:
-    """Per-step elapsed times: a float for all steps, or a list of T ``[B]`` tensors."""
+def _elapsed_steps(name: str, elapsed, x: Tensor, positive: bool) -> Union[float, Tensor]:
+    """Validated elapsed times: one float for all steps, or a ``[T, B]`` tensor of x's dtype."""
     T, B = x.shape[0], x.shape[1]
     if elapsed is None:
-        return [1.0] * T
+        return 1.0
     if isinstance(elapsed, Tensor):
         if not elapsed.is_floating_point():
             raise ShapeError(f"{name} expects floating elapsed times, got dtype {elapsed.dtype}")
@@ -66,13 +66,12 @@ def _elapsed_steps(name: str, elapsed, x: Tensor, positive: bool) -> list:
         bad = ~torch.isfinite(e) | (e <= 0) if positive else ~torch.isfinite(e)
         if bool(bad.any()):
             raise ConfigError(f"{name}: elapsed times must be {'positive and ' if positive else ''}finite")
-        e = e.to(x.dtype)
-        return [e[t] for t in range(T)]
+        return e.to(x.dtype)
     if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed) \
             or (positive and elapsed <= 0):
         raise ConfigError(f"{name}: elapsed must be a {'positive ' if positive else ''}finite float or a tensor, "
                           f"got {elapsed!r}")
-    return [float(elapsed)] * T
+    return float(elapsed)
 
 
 class LTC(nn.Module):
@@ -84,6 +83,8 @@ class LTC(nn.Module):
     run time, ncps ``implicit_param_constraints=True``) or ``"clip"`` (raw values; call
     ``apply_weight_constraints()`` after each optimizer step, as ncps ``LTCCell`` by default).
     ``adjacency [H, H]`` / ``sensory_adjacency [F, H]``: signed sparse wiring (0 = no synapse).
+    ``backend``: ``"torch"`` (reference loop over time) or ``"numba"`` (``kernels.ltc_numba``: all T
+    steps and their backward in one fused CPU kernel call).
     """
 
     _TRAINED = ("gleak", "vleak", "cm", "w", "mu", "sigma", "erev",
@@ -92,8 +93,11 @@ class LTC(nn.Module):
     def __init__(self, in_features: int, hidden: int, out_features: Optional[int] = None, *, unfolds: int = 6,
                  epsilon: float = 1e-8, constraint: str = "softplus", input_mapping: str = "affine",
                  output_mapping: str = "affine", adjacency: Optional[Tensor] = None,
-                 sensory_adjacency: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> None:
+                 sensory_adjacency: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+                 backend: str = "torch") -> None:
         super().__init__()
+        if backend not in LTC_BACKENDS:
+            raise ConfigError(f"unknown LTC backend '{backend}'; choose one of {list(LTC_BACKENDS)}")
         if constraint not in LTC_CONSTRAINTS:
             raise ConfigError(f"unknown LTC constraint '{constraint}'; choose one of {list(LTC_CONSTRAINTS)}")
         if isinstance(unfolds, bool) or not isinstance(unfolds, int) or unfolds < 1:
@@ -104,7 +108,7 @@ class LTC(nn.Module):
                             sensory_adjacency=sensory_adjacency, input_mapping=input_mapping,
                             output_mapping=output_mapping, generator=generator)
         self.in_features, self.hidden, self.out_features = in_features, hidden, p.out_features
-        self.unfolds, self.epsilon, self.constraint = unfolds, float(epsilon), constraint
+        self.unfolds, self.epsilon, self.constraint, self.backend = unfolds, float(epsilon), constraint, backend
         self.input_mapping, self.output_mapping = input_mapping, output_mapping
         for name in self._TRAINED:
             setattr(self, name, nn.Parameter(getattr(p, name)))
@@ -145,20 +149,26 @@ class LTC(nn.Module):
         p = self.params()
         if p.gleak.dtype != x.dtype:
             raise ShapeError(f"LTC parameters are {p.gleak.dtype} but x is {x.dtype}; convert one of them")
-        vs = []
-        for t in range(x.shape[0]):
-            e = steps[t] if not isinstance(steps[t], Tensor) else steps[t].unsqueeze(-1)
-            v = ltc_unfold(v, ltc_sensory(x[t], p), p, e, self.unfolds, self.epsilon)
-            vs.append(v)
-        y = ltc_output(torch.stack(vs), p)
+        if self.backend == "numba":
+            from ..kernels.ltc_numba import ltc_numba  # all T steps in one fused kernel call
+            vs = ltc_numba(x, v, p, steps, self.unfolds, self.epsilon)
+            v = vs[-1]
+        else:
+            out = []
+            for t in range(x.shape[0]):
+                e = steps[t].unsqueeze(-1) if isinstance(steps, Tensor) else steps
+                v = ltc_unfold(v, ltc_sensory(x[t], p), p, e, self.unfolds, self.epsilon)
+                out.append(v)
+            vs = torch.stack(out)
+        y = ltc_output(vs, p)
         return (y, v) if return_state else y
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.hidden}, out_features={self.out_features}, unfolds={self.unfolds}, "
-                f"constraint='{self.constraint}'")
+                f"constraint='{self.constraint}', backend='{self.backend}'")
 
     @classmethod
-    def from_ncps(cls, cell) -> "LTC":
+    def from_ncps(cls, cell, backend: str = "torch") -> "LTC":
         """Copy an ``ncps.torch.LTCCell`` (or ``ncps.torch.LTC`` without mixed memory): same numbers."""
         if hasattr(cell, "rnn_cell"):
             if getattr(cell, "use_mixed", False):
@@ -179,7 +189,8 @@ class LTC(nn.Module):
         F_in, H, M = int(cell.sensory_size), int(cell.state_size), int(cell.motor_size)
         mod = cls(F_in, H, M, unfolds=int(cell._ode_unfolds), epsilon=float(cell._epsilon),
                   constraint="softplus" if cell._implicit_param_constraints else "clip",
-                  input_mapping=norm(cell._input_mapping), output_mapping=norm(cell._output_mapping))
+                  input_mapping=norm(cell._input_mapping), output_mapping=norm(cell._output_mapping),
+                  backend=backend)
         dtype = P["gleak"].dtype
         mod.to(dtype=dtype, device=P["gleak"].device)
         with torch.no_grad():
@@ -249,7 +260,7 @@ class CfC(nn.Module):
                 raise ConfigError(f"CfC proj.{name} contains NaN or inf")
         hs = []
         for t in range(x.shape[0]):
-            h = cfc_step(x[t], h, p, steps[t], mode=self.mode, activation=self.activation,
+            h = cfc_step(x[t], h, p, steps[t] if isinstance(steps, Tensor) else steps, mode=self.mode, activation=self.activation,
                          dropout=self.backbone_dropout, training=self.training)
             hs.append(h)
         y = torch.stack(hs)
