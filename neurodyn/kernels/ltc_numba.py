@@ -1,0 +1,210 @@
+"""Fused Numba CPU kernel for LTC layers: all T steps x all unfolds, forward and backward, one call each.
+
+Only the recurrent part runs here; everything else stays in torch and comes from the one
+definition in ``neurons/ltc.py``:
+
+* the sensory synapses (``ltc_sensory``: they depend on the input only) for all T at once,
+* the leak terms and ``cm / dt``,
+
+which enter the kernel as per-step additive terms ``a = gleak vleak + sensory_num``,
+``d = gleak + sensory_den + epsilon`` and ``cmt = cm / (elapsed / unfolds)``, all ``[T, B, H]``;
+torch's autograd chains the kernel's gradients w.r.t. them back to the parameters.  The kernel
+itself computes, per unfold (``ltc_unfold`` / ``synapse_sums`` in ``neurons/ltc.py``; the test
+``tests/kernels/test_ltc_numba.py`` holds it to ``ltc_step``, forward and gradients)::
+
+    g_ji = wm_ji sigmoid(sigma_ji (v_j - mu_ji))        wm = w * mask
+    v_i <- (cmt_i v_i + a_i + sum_j g_ji erev_ji) / (cmt_i + d_i + sum_j g_ji)
+
+The sigmoid uses only +, *, /, min and max (no libm call), so LLVM vectorizes the inner loop
+over post-synaptic neurons without SVML: ``exp(x) = (exp(x / 256))^256`` with a degree-11
+Taylor polynomial on ``|x / 256| <= 0.16`` (relative error ~1e-14 after the 8 squarings;
+arguments are clamped to +-40, where the sigmoid is within 5e-18 of 0 or 1).
+Batch samples run in parallel (``numba.prange`` over chunks of the batch); parameter
+gradients are accumulated per chunk and summed.  The kernel computes in float64.
+"""
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import numba
+import numpy as np
+import torch
+
+from ..errors import ConfigError, ShapeError
+from ..neurons.ltc import LTCParams, check_ltc_params, ltc_sensory
+
+_FM = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaNs must still show
+
+
+@numba.njit(fastmath=_FM, error_model="numpy", cache=True)
+def _sigmoid(z):
+    """sigmoid(z) = 1 / (1 + exp(-z)) from arithmetic only (SIMD-friendly), |rel. error| ~1e-14."""
+    z = min(max(z, -40.0), 40.0)
+    x = z * (-1.0 / 256.0)
+    p = 1.0 + x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (
+        1.0 / 720 + x * (1.0 / 5040 + x * (1.0 / 40320 + x * (1.0 / 362880 + x * (
+            1.0 / 3628800 + x * (1.0 / 39916800)))))))))))
+    for _ in range(8):
+        p = p * p
+    return 1.0 / (1.0 + p)
+
+
+@numba.njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+def _forward(a, d, cmt, v0, wm, mu, sigma, erev, unfolds, nchunks, out, traj, dens):  # pragma: no cover - jitted
+    """a, d, cmt [T, B, H]; v0 [B, H]; wm, mu, sigma, erev [H, H] (pre, post).
+    Writes out [T, B, H], traj [T, U, B, H] (state before each unfold), dens [T, U, B, H]."""
+    T, B, H = a.shape
+    for c in numba.prange(nchunks):
+        num = np.empty(H)
+        den = np.empty(H)
+        v = np.empty(H)
+        for b in range(c, B, nchunks):
+            v[:] = v0[b]
+            for t in range(T):
+                for k in range(unfolds):
+                    traj[t, k, b] = v
+                    num[:] = 0.0
+                    den[:] = 0.0
+                    # synapse_sums: g_ji = wm_ji sigmoid(sigma_ji (v_j - mu_ji)); sums over pre j
+                    for j in range(H):
+                        vj, w_j, mu_j, sg_j, er_j = v[j], wm[j], mu[j], sigma[j], erev[j]
+                        for i in range(H):  # vectorized: contiguous rows, no libm call
+                            g = w_j[i] * _sigmoid(sg_j[i] * (vj - mu_j[i]))
+                            num[i] += g * er_j[i]
+                            den[i] += g
+                    # ltc_unfold: semi-implicit Euler sub-step
+                    for i in range(H):
+                        dn = cmt[t, b, i] + d[t, b, i] + den[i]
+                        dens[t, k, b, i] = dn
+                        v[i] = (cmt[t, b, i] * v[i] + a[t, b, i] + num[i]) / dn
+                out[t, b] = v
+
+
+@numba.njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+def _backward(g_out, cmt, wm, mu, sigma, erev, unfolds, out, traj, dens,
+              g_a, g_d, g_cmt, g_v0, g_wm, g_mu, g_sigma, g_erev):  # pragma: no cover - jitted
+    """Reverse pass of ``_forward``. Writes g_a, g_d, g_cmt [T, B, H], g_v0 [B, H] and the
+    per-chunk parameter gradients g_wm, g_mu, g_sigma, g_erev [nchunks, H, H] (zeroed by the caller)."""
+    T, B, H = g_out.shape
+    nchunks = g_wm.shape[0]
+    for c in numba.prange(nchunks):
+        gv = np.empty(H)
+        gv_prev = np.empty(H)
+        gN = np.empty(H)
+        gD = np.empty(H)
+        for b in range(c, B, nchunks):
+            gv[:] = 0.0
+            for t in range(T - 1, -1, -1):
+                for i in range(H):
+                    gv[i] += g_out[t, b, i]
+                    g_a[t, b, i] = 0.0
+                    g_d[t, b, i] = 0.0
+                    g_cmt[t, b, i] = 0.0
+                for k in range(unfolds - 1, -1, -1):
+                    # v_new = N / Dn:  dN = gv / Dn,  dDn = -gv v_new / Dn
+                    for i in range(H):
+                        vn = traj[t, k + 1, b, i] if k + 1 < unfolds else out[t, b, i]
+                        dn = dens[t, k, b, i]
+                        gN[i] = gv[i] / dn
+                        gD[i] = -gv[i] * vn / dn
+                        g_a[t, b, i] += gN[i]
+                        g_d[t, b, i] += gD[i]
+                        g_cmt[t, b, i] += gN[i] * traj[t, k, b, i] + gD[i]
+                        gv_prev[i] = gN[i] * cmt[t, b, i]
+                    for j in range(H):
+                        vj, w_j, mu_j, sg_j, er_j = traj[t, k, b, j], wm[j], mu[j], sigma[j], erev[j]
+                        gw_j, gmu_j, gsg_j, ger_j = g_wm[c, j], g_mu[c, j], g_sigma[c, j], g_erev[c, j]
+                        acc = 0.0
+                        for i in range(H):
+                            dv = vj - mu_j[i]
+                            s = _sigmoid(sg_j[i] * dv)
+                            gg = gN[i] * er_j[i] + gD[i]          # d loss / d g_ji
+                            gw_j[i] += gg * s
+                            ger_j[i] += gN[i] * w_j[i] * s
+                            dz = gg * w_j[i] * s * (1.0 - s)      # through the sigmoid
+                            gsg_j[i] += dz * dv
+                            gmu_j[i] -= dz * sg_j[i]
+                            acc += dz * sg_j[i]
+                        gv_prev[j] += acc
+                    gv[:] = gv_prev
+            g_v0[b] = gv
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).contiguous().numpy()
+
+
+class _LTCUnfolds(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, d, cmt, v0, wm, mu, sigma, erev, unfolds):  # noqa: D401
+        T, B, H = a.shape
+        out = np.empty((T, B, H))
+        traj = np.empty((T, unfolds, B, H))
+        dens = np.empty((T, unfolds, B, H))
+        an, cn, wn, mn, sn, en = _np(a), _np(cmt), _np(wm), _np(mu), _np(sigma), _np(erev)
+        _forward(an, _np(d), cn, _np(v0), wn, mn, sn, en, unfolds, min(B, numba.get_num_threads()), out, traj, dens)
+        ctx.unfolds, ctx.dtype = unfolds, a.dtype
+        ctx.arrays = (cn, wn, mn, sn, en, out, traj, dens)
+        return torch.from_numpy(out).to(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g_out):
+        cn, wn, mn, sn, en, out, traj, dens = ctx.arrays
+        T, B, H = out.shape
+        nchunks = min(B, numba.get_num_threads())
+        g_a, g_d, g_cmt = (np.empty((T, B, H)) for _ in range(3))
+        g_v0 = np.empty((B, H))
+        g_par = [np.zeros((nchunks, H, H)) for _ in range(4)]
+        _backward(_np(g_out), cn, wn, mn, sn, en, ctx.unfolds, out, traj, dens, g_a, g_d, g_cmt, g_v0, *g_par)
+        dt = ctx.dtype
+        g_wm, g_mu, g_sigma, g_erev = (torch.from_numpy(g.sum(0)).to(dt) for g in g_par)
+        tt = lambda x: torch.from_numpy(x).to(dt)  # noqa: E731
+        return tt(g_a), tt(g_d), tt(g_cmt), tt(g_v0), g_wm, g_mu, g_sigma, g_erev, None
+
+
+def ltc_numba(x: torch.Tensor, v0: torch.Tensor, p: LTCParams,
+              elapsed: Union[float, torch.Tensor, None] = None, unfolds: int = 6,
+              epsilon: float = 1e-8) -> torch.Tensor:
+    """All T LTC steps in one Numba call: ``x [T, B, F]``, ``v0 [B, H]`` -> states ``[T, B, H]``.
+
+    Same contract and numbers as looping ``ltc_step`` over time (``p`` effective parameters,
+    ``elapsed`` a float or ``[T]`` / ``[T, B]``); differentiable w.r.t. x, v0, elapsed and every
+    field of ``p``.  Outputs: ``ltc_output(states, p)``.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != p.in_features or not x.is_floating_point():
+        got = f"{list(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ShapeError(f"ltc_numba expects a floating x of shape [T, B, {p.in_features}], got {got}")
+    T, B, _ = x.shape
+    H = p.hidden
+    if not isinstance(v0, torch.Tensor) or tuple(v0.shape) != (B, H) or not v0.is_floating_point():
+        raise ShapeError(f"ltc_numba expects a floating v0 of shape [{B}, {H}]")
+    if x.device.type != "cpu":
+        raise ConfigError("ltc_numba runs on CPU tensors only")
+    if isinstance(unfolds, bool) or not isinstance(unfolds, int) or unfolds < 1:
+        raise ConfigError(f"unfolds must be a positive int, got {unfolds!r}")
+    check_ltc_params(p)
+    if elapsed is None:
+        elapsed = 1.0
+    if isinstance(elapsed, torch.Tensor):
+        e = elapsed.to(x.dtype)
+        if e.dim() == 1 and e.shape[0] == T:
+            e = e[:, None]
+        elif not (e.dim() == 0 or (e.dim() == 2 and tuple(e.shape) == (T, B))):
+            raise ShapeError(f"elapsed must be a float or a tensor [{T}] / [{T}, {B}], got {list(e.shape)}")
+        if not bool((torch.isfinite(e) & (e > 0)).all()):
+            raise ConfigError("elapsed times must be positive and finite")
+        e = e.expand(T, B)[..., None]
+    else:
+        if not (isinstance(elapsed, (int, float)) and math.isfinite(elapsed) and elapsed > 0):
+            raise ConfigError(f"elapsed must be positive and finite, got {elapsed!r}")
+        e = float(elapsed)
+    s_num, s_den = ltc_sensory(x.reshape(T * B, -1), p)        # same definition as ltc_step
+    a = (p.gleak * p.vleak + s_num).reshape(T, B, H)
+    d = (p.gleak + s_den + epsilon).reshape(T, B, H)
+    cmt = (p.cm / (e / unfolds)).expand(T, B, H)                # as ltc_unfold's cm_t
+    wm = p.w * p.mask
+    return _LTCUnfolds.apply(a, d, cmt, v0, wm, p.mu, p.sigma, p.erev, unfolds)
+
+
+__all__ = ["ltc_numba"]
