@@ -179,15 +179,17 @@ def main(argv=None) -> str:
 
     # Scaling with spike count: event-driven inference cost vs input activity.
     scal = []
+    peer = "spikingjelly" if "spikingjelly" in libs else "torch loop"
+    peer_model, peer_reset = libs[peer]
     for act in (0.005, 0.015, 0.05, 0.15):
         xa = make_input(a.T, a.batch, act, seed=3)
         ra = net.run(xa)
         ev = int(torch.count_nonzero(xa)) + sum(int(c.sum()) for c in ra.counts)
         t = timeit(lambda: net.run(xa), repeats=reps)
-        t_sj = timeit(infer_fn(*libs["spikingjelly"], x=xa) if False else infer_fn(libs.get("spikingjelly", libs["torch loop"])[0], xa, libs.get("spikingjelly", (None, None))[1]), repeats=max(2, reps // 3))
+        t_sj = timeit(infer_fn(peer_model, xa, peer_reset), repeats=max(2, reps // 3))
         scal.append({"input_activity": act, "events_per_run": ev, "neurodyn_event_ms": t * 1e3,
                      "ns_per_event": t * 1e9 / max(ev, 1), "peer_infer_ms": t_sj * 1e3,
-                     "peer": "spikingjelly" if "spikingjelly" in libs else "torch loop"})
+                     "peer": peer})
     text += "\n" + write_table("lif_shd_scaling", scal, "## Event-driven inference vs input activity (cost ~ events)")
     print(text)
     return text

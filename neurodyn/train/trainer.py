@@ -70,7 +70,7 @@ def train(cfg: TrainConfig) -> dict:
     train_ds, test_ds = load_dataset(cfg.data, dt_us=cfg.bin_us, channel_pool=cfg.channel_pool, seed=cfg.seed)
     x0, _ = train_ds[0]
     n_in = int(np.prod(x0.shape[1:]))
-    n_classes = int(max(train_ds.num_classes, test_ds.num_classes)) if hasattr(train_ds, "num_classes") else 20
+    n_classes = int(max(train_ds.num_classes, test_ds.num_classes))
     g = torch.Generator().manual_seed(cfg.seed)
     tl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=pad_collate, generator=g)
     vl = DataLoader(test_ds, batch_size=128, shuffle=False, collate_fn=pad_collate)
