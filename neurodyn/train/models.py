@@ -1,22 +1,157 @@
-"""Ready models for event classification: an MLP of spiking layers with a leaky-integrator readout."""
+"""Models the trainer can build by name: a registry plus the built-in spiking MLP.
+
+A config's ``[model]`` section names a ``kind`` and that kind's options.  Any package can add
+a kind with ``register_model(name, builder, defaults)``; ``builder(n_in, n_classes, model_cfg,
+dt_ms, backend)`` returns an ``nn.Module`` mapping ``x [T, B, n_in]`` to the readout
+``[T, B, n_classes]`` (membrane or spikes).  ``defaults`` lists every option the kind accepts,
+so unknown keys in a config are errors naming the key.  Packages that register kinds on import
+are listed in ``MODEL_PACKAGES`` and imported the first time a kind is not found.
+"""
 from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
 from .. import nn as ndn
 from ..errors import ConfigError
 
+Builder = Callable[[int, int, dict, float, str], nn.Module]
+
+# Imported (if present) before a lookup of an unknown kind fails; each registers its kinds on import.
+MODEL_PACKAGES: tuple[str, ...] = ("neurodyn.delays", "neurodyn.confidence", "neurodyn.solvers", "neurodyn.export")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model kind: its builder and the options it accepts with their defaults."""
+
+    name: str
+    builder: Builder
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_MODELS: dict[str, ModelSpec] = {}
+_plugins_loaded = False
+
+
+def register_model(name: str, builder: Builder, defaults: Mapping[str, Any] | None = None, *,
+                   replace: bool = False) -> None:
+    """Make ``[model] kind = name`` build models with ``builder``.
+
+    ``defaults`` maps every accepted option to its default (TOML types: str, int, float,
+    bool, lists of them).  Registering a taken name is an error unless ``replace``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"model kind must be an identifier string, got {name!r}")
+    if not callable(builder):
+        raise ConfigError(f"builder for model kind '{name}' is not callable")
+    defaults = dict(defaults or {})
+    if "kind" in defaults:
+        raise ConfigError(f"model kind '{name}': 'kind' is reserved and cannot be an option")
+    if name in _MODELS and not replace and _MODELS[name].builder is not builder:
+        raise ConfigError(f"model kind '{name}' is already registered")
+    _MODELS[name] = ModelSpec(name, builder, defaults)
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for pkg in MODEL_PACKAGES:
+        try:
+            importlib.import_module(pkg)
+        except ModuleNotFoundError as e:
+            # Only the package itself may be absent; a missing import inside it is a real error.
+            if e.name is None or not (pkg == e.name or pkg.startswith(e.name + ".")):
+                raise
+
+
+def available_models() -> list[str]:
+    """Names of all registered model kinds."""
+    _load_plugins()
+    return sorted(_MODELS)
+
+
+def model_spec(kind: str) -> ModelSpec:
+    """The registered spec of ``kind``; ConfigError listing the known kinds if there is none."""
+    if kind not in _MODELS:
+        _load_plugins()
+    if kind not in _MODELS:
+        raise ConfigError(f"unknown model kind '{kind}'; registered kinds: {', '.join(sorted(_MODELS))}")
+    return _MODELS[kind]
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def resolve_model_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"kind": ..., options...}`` completed with the kind's defaults and checked.
+
+    Unknown options and values of the wrong type raise ConfigError naming ``model.<key>``.
+    """
+    kind = model_cfg.get("kind", "mlp")
+    if not isinstance(kind, str):
+        raise ConfigError(f"model.kind must be a string, got {kind!r}")
+    spec = model_spec(kind)
+    out: dict[str, Any] = {"kind": kind, **copy.deepcopy(spec.defaults)}
+    for key, value in model_cfg.items():
+        if key == "kind":
+            continue
+        if key not in spec.defaults:
+            raise ConfigError(f"unknown config key 'model.{key}' for model kind '{kind}'; "
+                              f"options: {', '.join(sorted(spec.defaults)) or '(none)'}")
+        if not _type_ok(value, spec.defaults[key]):
+            raise ConfigError(f"model.{key} = {value!r}: expected {type(spec.defaults[key]).__name__} "
+                              f"like the default {spec.defaults[key]!r}")
+        if isinstance(spec.defaults[key], float):
+            value = float(value)
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def build_model(model_cfg: Mapping[str, Any], n_in: int, n_classes: int, dt_ms: float,
+                backend: str = "auto") -> nn.Module:
+    """Build the model a ``[model]`` section describes: x [T, B, n_in] -> [T, B, n_classes]."""
+    full = resolve_model_config(model_cfg)
+    opts = {k: v for k, v in full.items() if k != "kind"}
+    model = model_spec(full["kind"]).builder(int(n_in), int(n_classes), opts, float(dt_ms), backend)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"builder of model kind '{full['kind']}' returned {type(model).__name__}, not an nn.Module")
+    return model
+
 
 def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str = "lif", tau_mem: float = 20.0,
                 tau_out: float = 20.0, dt: float = 1.0, dropout: float = 0.0, recurrent: bool = False,
-                surrogate: str = "atan", backend: str = "auto") -> nn.Sequential:
-    """x [T, B, in_features] -> readout membrane [T, B, n_classes].
+                surrogate: str = "atan", backend: str = "auto", readout: str = "li") -> nn.Sequential:
+    """x [T, B, in_features] -> readout [T, B, n_classes].
 
     Hidden layers: Linear (event-driven on sparse input) + neuron ('lif', 'cuba', 'alif');
-    time constants in ms at step dt ms.  Runs unchanged in ``core.Network`` for inference.
+    time constants in ms at step dt ms.  ``readout='li'``: leaky-integrator membrane;
+    ``'lif'``: output spikes (for spike-count losses).  Runs unchanged in ``core.Network``.
     """
     if not hidden:
         raise ConfigError("spiking_mlp needs at least one hidden layer")
+    if any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden):
+        raise ConfigError(f"hidden sizes must be positive integers, got {hidden!r}")
+    if readout not in ("li", "lif"):
+        raise ConfigError(f"unknown readout '{readout}'; choose 'li' (membrane) or 'lif' (spikes)")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
     layers: list[nn.Module] = []
     n = in_features
     for h in hidden:
@@ -29,5 +164,22 @@ def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         n = h
-    layers += [ndn.Linear(n, n_classes), ndn.LI(tau_mem=tau_out, dt=dt, backend=backend)]
+    layers.append(ndn.Linear(n, n_classes))
+    if readout == "li":
+        layers.append(ndn.LI(tau_mem=tau_out, dt=dt, backend=backend))
+    else:
+        layers.append(ndn.LIF(tau_mem=tau_out, dt=dt, surrogate=surrogate, backend=backend))
     return nn.Sequential(*layers)
+
+
+MLP_DEFAULTS: dict[str, Any] = {"hidden": [128], "neuron": "lif", "tau_mem": 20.0, "tau_out": 20.0, "dropout": 0.1,
+                                "recurrent": False, "surrogate": "atan", "readout": "li"}
+
+
+def _build_mlp(n_in: int, n_classes: int, cfg: dict, dt_ms: float, backend: str) -> nn.Module:
+    return spiking_mlp(n_in, list(cfg["hidden"]), n_classes, neuron=cfg["neuron"], tau_mem=cfg["tau_mem"],
+                       tau_out=cfg["tau_out"], dt=dt_ms, dropout=cfg["dropout"], recurrent=cfg["recurrent"],
+                       surrogate=cfg["surrogate"], backend=backend, readout=cfg["readout"])
+
+
+register_model("mlp", _build_mlp, MLP_DEFAULTS)
