@@ -47,9 +47,13 @@ tanh = math.tanh
 sigmoid = sigmoid_
 PI = math.pi
 ALPHA = {alpha!r}
-_inl = numba.njit(inline="always", cache=True)
+_inl = numba.njit(inline="always", cache=True, error_model="numpy")
 
 '''
+
+# error_model='numpy': a division by zero gives inf/nan like numpy instead of raising, which
+# removes the per-element zero checks that keep LLVM from vectorizing the neuron loops.
+KERNEL_DECO = '@numba.njit(parallel=True, cache=True, error_model="numpy")'
 
 
 def cache_dir() -> Path:
@@ -64,13 +68,25 @@ def _decorated(src: str, deco: str = "@_inl") -> str:
     return f"{deco}\n{textwrap.dedent(src).strip()}\n\n\n"
 
 
-def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -> str:
-    """Source text of the Numba kernel module for ``model`` with the given surrogate."""
+def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
+                      coef_grads: tuple[bool, ...] | None = None, traj_grads: tuple[bool, ...] | None = None) -> str:
+    """Source text of the Numba kernel module for ``model`` with the given surrogate.
+
+    ``coef_grads[k]``: whether the backward kernel accumulates the gradient of coefficient k;
+    ``traj_grads[k]``: whether a gradient flows into the trajectory of state k.  Both are
+    fixed in the generated text (not tested at run time), so LLVM drops the unused parts of
+    the derived VJP and vectorizes what is left.  Default: everything.
+    """
     sg, a = check_surrogate(surrogate, alpha)
     d = model.derived
     S = list(model.states)
     C = list(model.coefs)
+    need_c = tuple(coef_grads) if coef_grads is not None else (True,) * len(C)
+    need_t = tuple(traj_grads) if traj_grads is not None else (True,) * len(S)
+    if len(need_c) != len(C) or len(need_t) != len(S):
+        raise ValueError("coef_grads/traj_grads must have one flag per coefficient/state")
     parts = [HEADER.format(name=model.name, sg=sg, alpha=a)]
+    parts.append(f"# coefficient gradients: {need_c}; state trajectory gradients: {need_t}\n\n")
     parts.append(_decorated(inspect.getsource(SURROGATES[sg])))
     parts.append(_decorated(f"def spike_grad(u):\n    return {sg}(u, ALPHA)\n"))
     parts.append(_decorated(d.step_src))
@@ -84,7 +100,7 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -
     step_call = f"{d.step_name}(xr[n], {', '.join(p + '[n]' for p in prev)}, {', '.join(c + '[n]' for c in cs)})"
 
     fwd = [
-        "@numba.njit(parallel=True, cache=True)",
+        KERNEL_DECO,
         f"def forward(x, {', '.join(s0)}, {', '.join(cs)}, lengths, out, {', '.join(tr)}):",
         "    T, B, N = x.shape",
         "    for b in prange(B):",
@@ -112,40 +128,41 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -
         fwd.append(f"                    r_{s}[n] = {p}[n]")
     parts.append("\n".join(fwd) + "\n\n\n")
 
+    # Backward.  Unused gradient arrays are still passed (as [1, 1(, 1)] dummies) so that
+    # every variant has one signature; the generated body never touches them.
     g_tr = [f"g_tr_{s}" for s in S]
-    has = [f"has_g_{s}" for s in S]
     g_s0 = [f"g_s0_{s}" for s in S]
     g_c = [f"g_c_{c}" for c in C]
     adj = [f"a_{s}" for s in S]
     vjp_out = ["d_x"] + [f"d_{s}" for s in S] + [f"d_{c}" for c in C]
+    used_c = [c for c, k in zip(C, need_c) if k]
     bwd = [
-        "@numba.njit(parallel=True, cache=True)",
+        KERNEL_DECO,
         f"def backward(x, {', '.join(s0)}, {', '.join(cs)}, lengths, {', '.join(tr)}, g_out, "
-        f"{', '.join(g_tr)}, {', '.join(has)}, g_x, {', '.join(g_s0)}, {', '.join(g_c)}):",
+        f"{', '.join(g_tr)}, g_x, {', '.join(g_s0)}, {', '.join(g_c)}):",
         "    T, B, N = x.shape",
         "    for b in prange(B):",
         "        Tb = lengths[b]",
     ]
-    for a_, s in zip(adj, S):
+    for a_ in adj:
         bwd.append(f"        {a_} = np.zeros(N, dtype=g_x.dtype)")
-    bwd += ["        for n in range(N):"]
-    for c in g_c:
-        bwd.append(f"            {c}[b, n] = 0.0")
-    for c in C:
+    for c in used_c:
         bwd.append(f"        gcr_{c} = g_c_{c}[b]")
+        bwd.append(f"        gcr_{c}[:] = 0.0")
     bwd += ["        for t in range(T - 1, -1, -1):"]
     for s, p in zip(S, prev):
         bwd.append(f"            {p} = s0_{s}[b] if t == 0 else tr_{s}[t - 1, b]")
     bwd += ["            xr = x[t, b]", "            gxr = g_x[t, b]", "            gor = g_out[t, b]"]
-    for s in S:
-        bwd.append(f"            gtr_{s} = g_tr_{s}[t, b] if has_g_{s} else g_tr_{s}[0, 0]")
+    for s, k in zip(S, need_t):
+        if k:
+            bwd.append(f"            gtr_{s} = g_tr_{s}[t, b]")
     bwd += ["            if t >= Tb:", "                for n in range(N):", "                    gxr[n] = 0.0"]
-    for s, a_ in zip(S, adj):
-        bwd.append(f"                    if has_g_{s}:")
-        bwd.append(f"                        {a_}[n] += gtr_{s}[n]")
+    for s, a_, k in zip(S, adj, need_t):
+        if k:
+            bwd.append(f"                    {a_}[n] += gtr_{s}[n]")
     bwd += ["            else:", "                for n in range(N):"]
-    for s, a_ in zip(S, adj):
-        bwd.append(f"                    gs_{s} = {a_}[n] + gtr_{s}[n] if has_g_{s} else {a_}[n]")
+    for s, a_, k in zip(S, adj, need_t):
+        bwd.append(f"                    gs_{s} = {a_}[n] + gtr_{s}[n]" if k else f"                    gs_{s} = {a_}[n]")
     vjp_call = (
         f"{d.step_name}_vjp(xr[n], {', '.join(p + '[n]' for p in prev)}, "
         f"{', '.join(c + '[n]' for c in cs)}, gor[n], {', '.join('gs_' + s for s in S)})"
@@ -154,11 +171,10 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None) -
     bwd.append("                    gxr[n] = d_x")
     for s, a_ in zip(S, adj):
         bwd.append(f"                    {a_}[n] = d_{s}")
-    for c in C:
+    for c in used_c:
         bwd.append(f"                    gcr_{c}[n] += d_{c}")
-    bwd += ["        for n in range(N):"]
     for s, a_ in zip(S, adj):
-        bwd.append(f"            g_s0_{s}[b, n] = {a_}[n]")
+        bwd.append(f"        g_s0_{s}[b, :] = {a_}")
     parts.append("\n".join(bwd) + "\n")
     return "".join(parts)
 
@@ -180,7 +196,8 @@ def _load_module(src: str, stem: str) -> ModuleType:
 
 
 @lru_cache(maxsize=None)
-def cpu_kernels(model: NeuronModel, surrogate: str, alpha: float | None) -> ModuleType:
-    """The compiled (lazily, per dtype) Numba kernel module for a neuron and surrogate."""
+def cpu_kernels(model: NeuronModel, surrogate: str, alpha: float | None,
+                coef_grads: tuple[bool, ...] | None = None, traj_grads: tuple[bool, ...] | None = None) -> ModuleType:
+    """The compiled (lazily, per dtype) Numba kernel module for a neuron, surrogate and gradient variant."""
     sg, a = check_surrogate(surrogate, alpha)
-    return _load_module(render_cpu_module(model, sg, a), f"{model.name}_{sg}")
+    return _load_module(render_cpu_module(model, sg, a, coef_grads, traj_grads), f"{model.name}_{sg}")

@@ -5,7 +5,7 @@ import math
 
 import numba
 
-_inl = numba.njit(inline="always", cache=True)
+_inl = numba.njit(inline="always", cache=True, error_model="numpy")
 
 
 @_inl
