@@ -64,8 +64,10 @@ class StepSource:
     source: str
 
 
-def parse_step(fn: Callable) -> StepSource:
+def parse_step(fn: Callable, extra: dict | None = None) -> StepSource:
     """Parse a straight-line step function into sympy assignments.
+
+    ``extra`` adds names to the primitive language (e.g. ``abs_`` and ``relu`` for surrogates).
 
     Raises ConfigError naming the offending line if the function is not straight-line
     (loops, branches, reassignment, unknown calls).
@@ -77,7 +79,7 @@ def parse_step(fn: Callable) -> StepSource:
         raise ConfigError(f"{fn.__name__}: step must be a plain function")
     args = tuple(a.arg for a in fdef.args.args)
     symbols: dict[str, sympy.Expr] = {a: sympy.Symbol(a, real=True) for a in args}
-    env = dict(PRIMITIVES)
+    env = {**PRIMITIVES, **(extra or {})}
     assigns: list[tuple[str, sympy.Expr]] = []
     outputs: tuple[sympy.Expr, ...] | None = None
     body = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]

@@ -1,0 +1,130 @@
+"""Causal temporal convolution of spike trains with per-synapse kernels, event-driven on CPU.
+
+y[t, b, o] = sum_i sum_k kern[i, k, o] * x[t - k, b, i]   (x [T, B, I], kern [I, K, O], y [T, B, O])
+
+This is the synapse of a layer with spread (DCLS-style) delays: tap k of kern[i, :, o] is
+the weight that input i gives output o after k steps.  With sparse spike input the cost is
+events x K x O (each event adds a [K, O] block of the kernel into the next K output steps)
+instead of T x B x I x K x O for a dense convolution.  The backward pass scatters the kernel
+gradient from the same event list; the input gradient (needed by layers whose input is
+itself trained) is dense, K matrix products.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+
+from .sparse_linear import to_csr
+
+
+@numba.njit(parallel=True, cache=True)
+def _conv_events(ptr, idx, val, T, kern, y):
+    # Rows of (ptr, idx, val) are t * B + b.  One sample per thread: no two threads write one y row.
+    B = y.shape[1]
+    K = kern.shape[1]
+    O = kern.shape[2]
+    for b in prange(B):
+        for t in range(T):
+            r = t * B + b
+            kmax = min(K, T - t)
+            for e in range(ptr[r], ptr[r + 1]):
+                i = idx[e]
+                a = val[e]
+                for k in range(kmax):
+                    yr = y[t + k, b]
+                    kr = kern[i, k]
+                    for o in range(O):
+                        yr[o] += a * kr[o]
+
+
+@numba.njit(parallel=True, cache=True)
+def _kernel_grad_events(ptr, idx, val, T, gy, gkern, n_blocks):
+    # Parallel over blocks of output columns so that no two threads write one gkern element.
+    B = gy.shape[1]
+    K = gkern.shape[1]
+    O = gkern.shape[2]
+    for blk in prange(n_blocks):
+        o0 = blk * O // n_blocks
+        o1 = (blk + 1) * O // n_blocks
+        for t in range(T):
+            kmax = min(K, T - t)
+            for b in range(B):
+                r = t * B + b
+                for e in range(ptr[r], ptr[r + 1]):
+                    i = idx[e]
+                    a = val[e]
+                    for k in range(kmax):
+                        g = gy[t + k, b, o0:o1]
+                        dst = gkern[i, k, o0:o1]
+                        for j in range(g.shape[0]):
+                            dst[j] += a * g[j]
+
+
+def delay_conv_torch(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
+    """Reference (any device, autograd): x [T, B, I], kern [I, K, O] -> y [T, B, O].
+
+    Shift-and-add over taps: y[k:] += x[:T-k] @ kern[:, k, :].
+    """
+    T, B, I = x.shape
+    K, O = kern.shape[1], kern.shape[2]
+    y = x.new_zeros((T, B, O))
+    for k in range(min(K, T)):
+        y[k:] += (x[: T - k].reshape(-1, I) @ kern[:, k, :]).reshape(T - k, B, O)
+    return y
+
+
+def _input_grad(gy: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
+    """gx[t] = sum_k gy[t + k] @ kern[:, k, :]^T  (gy [T, B, O] -> gx [T, B, I])."""
+    T, B, O = gy.shape
+    I, K = kern.shape[0], kern.shape[1]
+    gx = gy.new_zeros((T, B, I))
+    g2 = gy.reshape(T * B, O)
+    for k in range(min(K, T)):
+        gx[: T - k] += (g2[k * B:] @ kern[:, k, :].t()).reshape(T - k, B, I)
+    return gx
+
+
+class DelayConvEventFn(torch.autograd.Function):
+    """Event-driven ``delay_conv_torch`` for CPU float inputs that are mostly zero."""
+
+    @staticmethod
+    def forward(ctx, x, kern):  # noqa: D401
+        T, B, I = x.shape
+        xn = x.detach().contiguous().reshape(T * B, I).numpy()
+        csr = to_csr(xn)
+        kn = kern.detach().contiguous()
+        y = torch.zeros((T, B, kern.shape[2]), dtype=x.dtype)
+        _conv_events(*csr, T, kn.numpy(), y.numpy())
+        ctx.csr, ctx.T = csr, T
+        ctx.save_for_backward(kern)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (kern,) = ctx.saved_tensors
+        gy = gy.contiguous()
+        gx = gk = None
+        if ctx.needs_input_grad[0]:
+            gx = _input_grad(gy, kern.detach())
+        if ctx.needs_input_grad[1]:
+            gk = torch.zeros(kern.shape, dtype=gy.dtype)
+            blocks = max(1, min(numba.get_num_threads(), kern.shape[2]))
+            _kernel_grad_events(*ctx.csr, ctx.T, gy.numpy(), gk.numpy(), blocks)
+        return gx, gk
+
+
+def delay_conv(x: torch.Tensor, kern: torch.Tensor, event: bool | str = "auto", max_density: float = 0.1) -> torch.Tensor:
+    """Causal per-synapse temporal convolution x [T, B, I] * kern [I, K, O] -> [T, B, O].
+
+    ``event``: 'auto' takes the event-driven Numba path on CPU when at most ``max_density``
+    of x is nonzero, True forces it (CPU float32/float64), False always uses the torch path.
+    Both compute the same function and gradients.
+    """
+    use = event is True or (
+        event == "auto" and x.numel() > 0
+        and torch.count_nonzero(x).item() <= max_density * x.numel())
+    if use and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kern.dtype == x.dtype:
+        return DelayConvEventFn.apply(x, kern)
+    return delay_conv_torch(x, kern)
