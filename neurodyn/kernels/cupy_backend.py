@@ -14,7 +14,6 @@ import torch
 from ..errors import BackendUnavailableError
 from ..neurons.base import NeuronModel
 from .cuda_codegen import render_cuda_module
-from .fused import run_fused
 
 THREADS = 256
 # --fmad=false: no fused multiply-add contraction, so a float step rounds exactly like the
@@ -67,16 +66,3 @@ class CupyLauncher:
 
 
 CUPY = CupyLauncher()
-
-
-def run_cupy(
-    model: NeuronModel,
-    x: torch.Tensor,
-    state0: tuple[torch.Tensor, ...],
-    coefs: tuple[torch.Tensor, ...],
-    lengths: torch.Tensor,
-    surrogate: str,
-    alpha: float | None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Same contract as ``reference.run_reference`` for CUDA tensors; all T steps in one kernel launch."""
-    return run_fused(CUPY, model, x, state0, coefs, lengths, surrogate, alpha)

@@ -1,6 +1,7 @@
 """The one dispatch point: validate inputs, pick a backend by name, run a neuron over [T, B, N]."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
@@ -59,11 +60,12 @@ def _runner(backend: str) -> Callable:
     if backend == "torch":
         from .reference import run_reference
         return run_reference
+    from .fused import run_fused
     if backend == "numba":
-        from .numba_backend import run_numba
-        return run_numba
-    from .cupy_backend import run_cupy
-    return run_cupy
+        from .numba_backend import NUMBA
+        return partial(run_fused, NUMBA)
+    from .cupy_backend import CUPY
+    return partial(run_fused, CUPY)
 
 
 def prepare_coefs(model: NeuronModel, coefs: Sequence[torch.Tensor | float], n: int,

@@ -5,9 +5,7 @@ from typing import Sequence
 
 import torch
 
-from ..neurons.base import NeuronModel
 from .codegen import cpu_kernels
-from .fused import run_fused
 
 
 class NumbaLauncher:
@@ -25,16 +23,3 @@ class NumbaLauncher:
 
 
 NUMBA = NumbaLauncher()
-
-
-def run_numba(
-    model: NeuronModel,
-    x: torch.Tensor,
-    state0: tuple[torch.Tensor, ...],
-    coefs: tuple[torch.Tensor, ...],
-    lengths: torch.Tensor,
-    surrogate: str,
-    alpha: float | None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Same contract as ``reference.run_reference``; all T steps run inside one kernel call."""
-    return run_fused(NUMBA, model, x, state0, coefs, lengths, surrogate, alpha)
