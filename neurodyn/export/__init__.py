@@ -1,0 +1,15 @@
+"""Export to neuromorphic chips: fixed-point quantization, a bit-exact integer simulator, NIR and HDF5.
+
+- ``quantize(model, "loihi", calib=x)`` -> QuantizedNetwork (integers + format + report)
+- ``simulate(q, x)`` runs it with integer arithmetic only (Numba), ``simulate_reference``
+  with numpy (same integer step, dense propagation)
+- ``qat(model, "loihi")`` fake-quantizes a model for quantization-aware fine-tuning
+- ``to_nir`` / ``from_nir`` / ``write_nir`` / ``read_nir``: NIR graphs
+- ``write_hdf5`` / ``read_hdf5``: the layered chip network file (see ``hdf5_io``)
+"""
+from .fixed_point import LOIHI, PRESETS, WIDE, FixedPointFormat, get_format
+from .int_sim import IntResult, simulate, simulate_reference
+from .quantize import QuantizedLayer, QuantizedNetwork, format_report, quantize
+
+__all__ = ["FixedPointFormat", "IntResult", "LOIHI", "PRESETS", "QuantizedLayer", "QuantizedNetwork", "WIDE",
+           "format_report", "get_format", "quantize", "simulate", "simulate_reference"]
