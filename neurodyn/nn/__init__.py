@@ -3,6 +3,7 @@ from .linear import Linear, MultiStep
 from .neurons import ALIF, CUBALIF, LI, LIF, NEURON_MODULES, SpikingNeuron, make_neuron, reset
 from .interop import convert_spikingjelly, from_spikingjelly
 from .recurrent import Recurrent
+from .ltc import CfC, LTC
 
-__all__ = ["ALIF", "CUBALIF", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
+__all__ = ["ALIF", "CUBALIF", "CfC", "LTC", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
            "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]
