@@ -1,19 +1,57 @@
-"""The ``neurodyn`` command: ``train`` and ``info``."""
+"""The ``neurodyn`` command: ``train``, ``eval`` and ``info``."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from .errors import NeurodynError
+from .errors import ConfigError, NeurodynError
+
+
+# Plain `train` flags and the config keys they set (they override the config file; --set overrides both).
+_TRAIN_FLAGS = {"data": "data.path", "out": "out", "epochs": "train.epochs", "batch_size": "train.batch_size",
+                "lr": "train.lr", "hidden": "model.hidden", "neuron": "model.neuron", "bin_us": "data.bin_us",
+                "channel_pool": "data.channel_pool", "seed": "train.seed", "backend": "train.backend",
+                "loss": "train.loss"}
+
+
+def _train_config(a: argparse.Namespace):
+    """Defaults <- --config FILE <- plain flags <- --set key=value (in order)."""
+    from .train import load_config
+    sets = []
+    for flag, key in _TRAIN_FLAGS.items():
+        value = getattr(a, flag)
+        if value is None:
+            continue
+        if flag == "hidden":
+            try:
+                value = [int(h) for h in value.split(",")]
+            except ValueError:
+                raise ConfigError(f"--hidden {value!r}: expected comma-separated integers, e.g. 256,256") from None
+        sets.append(f"{key}={json.dumps(value)}")
+    return load_config(a.config, sets + list(a.set))
 
 
 def _train(a: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
-    cfg = TrainConfig(data=a.data, out=a.out, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                      hidden=[int(h) for h in a.hidden.split(",")], neuron=a.neuron, bin_us=a.bin_us,
-                      channel_pool=a.channel_pool, seed=a.seed, backend=a.backend)
-    m = train(cfg)
+    from .train import train
+    cfg = _train_config(a)
+    m = train(cfg, resume=a.resume)
     print(f"test accuracy: {m['test_accuracy']:.3f}   (plots and metrics in {cfg.out}/)")
+    return 0
+
+
+def _eval(a: argparse.Namespace) -> int:
+    """Score a saved run on its (or another) test split; prints accuracy, writes eval.json + plot."""
+    from pathlib import Path
+
+    from .train.evaluation import eval_run, load_run, resolve_checkpoint, write_eval
+    ckpt = resolve_checkpoint(a.run, a.checkpoint)
+    run = load_run(ckpt, data=a.data, backend=a.backend)
+    metrics = eval_run(run, batch_size=a.batch_size)
+    paths = write_eval(metrics, a.out if a.out is not None else Path(ckpt).parent)
+    print(f"test accuracy: {metrics['accuracy']:.3f} on {metrics['n_samples']} samples of {run.config.data.path} "
+          f"({ckpt}, epoch {run.epoch})")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
 
 
@@ -29,19 +67,37 @@ def _info(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="neurodyn", description="Spiking / continuous-time network simulator")
     sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train a spiking classifier on SHD-format or N-MNIST-format data")
-    t.add_argument("--data", required=True, help="SHD folder (*train*.h5, *test*.h5) or N-MNIST root (Train/, Test/)")
-    t.add_argument("--out", default="runs/latest")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=5e-3)
-    t.add_argument("--hidden", default="128", help="comma-separated hidden sizes")
-    t.add_argument("--neuron", default="lif", choices=["lif", "cuba", "alif"])
-    t.add_argument("--bin-us", type=int, default=10_000, help="time bin in microseconds")
-    t.add_argument("--channel-pool", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--backend", default="auto", choices=["auto", "torch", "numba", "cupy"])
+    t = sub.add_parser("train", help="train a spiking classifier on SHD-format or N-MNIST-format data",
+                       description="Settings come from defaults, then --config FILE, then the plain flags, "
+                                   "then --set key=value overrides.")
+    t.add_argument("--config", help="TOML config file ([data], [model], [train]; see configs/)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key: train.epochs=3, model.hidden=[256,256], or a unique bare name "
+                        "(epochs=3); repeatable")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/model.pt (exact: same weights as "
+                                                           "an uninterrupted run)")
+    t.add_argument("--data", help="SHD folder (*train*.h5, *test*.h5) or N-MNIST root (Train/, Test/)")
+    t.add_argument("--out", help="run folder (default runs/latest)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--hidden", help="comma-separated hidden sizes (model.hidden)")
+    t.add_argument("--neuron", choices=["lif", "cuba", "alif"])
+    t.add_argument("--bin-us", type=int, help="time bin in microseconds")
+    t.add_argument("--channel-pool", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--backend", choices=["auto", "torch", "numba", "cupy"])
+    t.add_argument("--loss", choices=["mean_membrane", "spike_count", "per_step"])
     t.set_defaults(fn=_train)
+    e = sub.add_parser("eval", help="evaluate a trained run on the test split (accuracy, confusion plot)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="run folder holding model.pt (e.g. runs/latest)")
+    src.add_argument("--checkpoint", help="checkpoint file")
+    e.add_argument("--data", help="evaluate on this data set instead of the one in the run's config")
+    e.add_argument("--out", help="folder for eval.json and eval_confusion.png (default: the checkpoint's folder)")
+    e.add_argument("--batch-size", type=int)
+    e.add_argument("--backend", choices=["auto", "torch", "numba", "cupy"])
+    e.set_defaults(fn=_eval)
     i = sub.add_parser("info", help="describe a data set")
     i.add_argument("--data", required=True)
     i.add_argument("--bin-us", type=int, default=10_000)

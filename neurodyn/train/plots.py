@@ -20,8 +20,6 @@ def plot_run(hist: dict, model: torch.nn.Module, test_ds, cm: np.ndarray | None,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..nn import SpikingNeuron
-
     paths = []
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     ax[0].plot(hist["epoch"], hist["loss"], "o-")
@@ -34,31 +32,64 @@ def plot_run(hist: dict, model: torch.nn.Module, test_ds, cm: np.ndarray | None,
     paths.append(out / "curves.png")
     plt.close(fig)
 
-    x, y = test_ds[0]
-    x = torch.as_tensor(x)[:, None].reshape(x.shape[0], 1, -1)
+    paths.append(plot_raster(model, test_ds, out / "raster.png"))
+    if cm is not None:
+        paths.append(plot_confusion(cm, out / "confusion.png"))
+    return paths
+
+
+def plot_raster(model: torch.nn.Module, test_ds, path: Path, index: int = 0) -> Path:
+    """Spike raster of test sample ``index``: its input and every spiking layer of ``model``.
+
+    Spiking layers are found with forward hooks, so any model built of neurodyn neurons works
+    (a Recurrent layer runs its neuron's step itself, so the layer is hooked, not the neuron).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..nn import Recurrent, SpikingNeuron
+
+    x, y = test_ds[index]
+    x = torch.as_tensor(x).reshape(x.shape[0], 1, -1)
+    layers: list[tuple[str, torch.Tensor]] = [("input", x)]
+    hooks = [m.register_forward_hook(lambda m, i, o: layers.append((f"{type(m).__name__} layer", o.detach())))
+             for m in model.modules()
+             if isinstance(m, Recurrent) or (isinstance(m, SpikingNeuron) and m.model.spiking)]
+    was_training = model.training
     model.eval()
-    layers, h = [("input", x)], x
-    with torch.no_grad():
-        for m in model:
-            h = m(h)
-            if isinstance(m, SpikingNeuron) and m.model.spiking:
-                layers.append((f"{type(m).__name__} layer", h))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
     fig, ax = plt.subplots(len(layers), 1, figsize=(8, 2.2 * len(layers)), sharex=True)
-    for a, (name, s) in zip(np.atleast_1d(ax), layers):
-        t, n = torch.nonzero(s[:, 0], as_tuple=True)
+    axes = np.atleast_1d(ax)
+    for a, (name, s) in zip(axes, layers):
+        t, n = torch.nonzero(s.reshape(s.shape[0], s.shape[1], -1)[:, 0], as_tuple=True)
         a.scatter(t.numpy(), n.numpy(), s=1.5, c="k")
         a.set(ylabel=f"{name}\nneuron")
-    np.atleast_1d(ax)[-1].set(xlabel="time step")
-    np.atleast_1d(ax)[0].set_title(f"spike raster, test sample 0 (label {y})")
-    _save(fig, out / "raster.png")
-    paths.append(out / "raster.png")
+    axes[-1].set(xlabel="time step")
+    axes[0].set_title(f"spike raster, test sample {index} (label {y})")
+    _save(fig, path)
     plt.close(fig)
+    return path
 
-    if cm is not None:
-        fig, a = plt.subplots(figsize=(4.5, 4))
-        a.imshow(cm, cmap="Blues")
-        a.set(xlabel="predicted", ylabel="true", title="confusion (test)")
-        _save(fig, out / "confusion.png")
-        paths.append(out / "confusion.png")
-        plt.close(fig)
-    return paths
+
+def plot_confusion(cm: np.ndarray, path: Path, title: str = "confusion (test)") -> Path:
+    """Confusion matrix [C, C] (rows: true class) as an image with counts, written to ``path``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    fig, a = plt.subplots(figsize=(4.5, 4))
+    im = a.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=a, fraction=0.046, label="samples")
+    acc = np.trace(cm) / cm.sum() if cm.sum() else float("nan")
+    a.set(xlabel="predicted", ylabel="true", title=f"{title}, accuracy {acc:.3f}")
+    _save(fig, Path(path))
+    plt.close(fig)
+    return Path(path)

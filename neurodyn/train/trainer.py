@@ -1,113 +1,320 @@
-"""Train and evaluate a spiking classifier on event data ([T, B, ...] frames with lengths)."""
+"""Train and evaluate a classifier on event data ([T, B, ...] frames with lengths).
+
+One process, or data-parallel under ``torchrun`` (DistributedDataParallel; gloo on CPU):
+``train.batch_size`` is the global batch, split evenly over the processes; every process
+reads its share of each global batch (a DistributedSampler over the same per-epoch
+permutation, so one process and N processes see the same global batches), gradients are
+averaged by DDP, metrics are summed over processes, and only rank 0 writes files.
+
+A run folder (``cfg.out``) holds ``config.toml`` (the exact config), ``model.pt`` (the
+checkpoint after the last finished epoch: model, optimizer, scheduler, epoch, history and
+every process's RNG state, so ``resume=True`` continues bit-identically), ``metrics.json``
+and the plots.
+"""
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from ..data import load_dataset, pad_collate
-from .checkpoint import save_checkpoint
-from .models import spiking_mlp
+from ..data import SHD_CHANNELS, EventDataset, SHDAugment, SHDFile, load_dataset, pad_collate
+from ..errors import BackendUnavailableError, ConfigError
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import DataConfig, TrainConfig, TrainOptions, write_config
+from .losses import class_scores, loss_fn, readout_logits
+from .models import build_model
+
+__all__ = ["DataConfig", "TrainConfig", "TrainOptions", "evaluate", "confusion_matrix", "readout_logits", "train",
+           "make_optimizer", "make_scheduler", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "model.pt"
+EpochCallback = Callable[[int, dict], None]
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run depends on. Times in ms (dt) and microseconds (bin_us)."""
-
-    data: str
-    out: str = "runs/latest"
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 5e-3
-    hidden: list[int] = field(default_factory=lambda: [128])
-    neuron: str = "lif"
-    tau_mem: float = 20.0
-    tau_out: float = 20.0
-    bin_us: int = 10_000
-    channel_pool: int = 1
-    dropout: float = 0.1
-    seed: int = 0
-    backend: str = "auto"
-
-
-def readout_logits(v: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean readout membrane over each sample's own steps: v [T, B, C], lengths [B] -> [B, C]."""
-    T = v.shape[0]
-    mask = (torch.arange(T)[:, None] < lengths[None, :]).to(v.dtype)
-    return (v * mask[..., None]).sum(0) / lengths.clamp(min=1)[:, None].to(v.dtype)
-
-
-def _flatten(x: torch.Tensor) -> torch.Tensor:
+def flatten_frames(x: torch.Tensor) -> torch.Tensor:
+    """[T, B, ...] -> [T, B, features] (the layout every registered model takes)."""
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
-def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, np.ndarray]:
-    """Accuracy and confusion matrix [C, C] (rows: true class) of ``model`` on ``loader``."""
+# ----------------------------------------------------------------------------- evaluation
+
+def confusion_matrix(model: nn.Module, loader: DataLoader, loss: str = "mean_membrane",
+                     n_classes: int | None = None, progress: bool = False) -> np.ndarray:
+    """Counts [C, C] (rows: true class, columns: predicted) of ``model`` on ``loader``.
+
+    Predictions are the argmax of the scores matching ``loss`` (see losses.class_scores).
+    Without ``n_classes`` C is 1 + the largest label or prediction seen.
+    """
     model.eval()
     preds, ys = [], []
     with torch.no_grad():
-        for x, y, lengths in loader:
-            preds.append(readout_logits(model(_flatten(x)), lengths).argmax(1))
+        for x, y, lengths in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+            preds.append(class_scores(model(flatten_frames(x)), lengths, loss).argmax(1))
             ys.append(y)
-    p, t = torch.cat(preds).numpy(), torch.cat(ys).numpy()
-    n = int(max(p.max(), t.max())) + 1
-    cm = np.zeros((n, n), dtype=np.int64)
+    p = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+    t = torch.cat(ys).numpy() if ys else np.zeros(0, np.int64)
+    if n_classes is None:
+        n_classes = int(max(p.max(initial=-1), t.max(initial=-1))) + 1
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (t, p), 1)
-    return float((p == t).mean()), cm
+    return cm
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run training; writes metrics.json, model.pt and plots into cfg.out; returns the metrics."""
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    train_ds, test_ds = load_dataset(cfg.data, dt_us=cfg.bin_us, channel_pool=cfg.channel_pool, seed=cfg.seed)
+def accuracy_of(cm: np.ndarray) -> float:
+    """Fraction on the diagonal of a confusion matrix (nan if it is empty)."""
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total else float("nan")
+
+
+def evaluate(model: nn.Module, loader: DataLoader, loss: str = "mean_membrane",
+             n_classes: int | None = None) -> tuple[float, np.ndarray]:
+    """Accuracy and confusion matrix [C, C] (rows: true class) of ``model`` on ``loader``."""
+    cm = confusion_matrix(model, loader, loss, n_classes)
+    return accuracy_of(cm), cm
+
+
+# ----------------------------------------------------------------------------- pieces of a run
+
+def make_optimizer(params, t: TrainOptions) -> torch.optim.Optimizer:
+    """The optimizer ``[train]`` names (Adam or AdamW) with lr and weight decay."""
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[t.optimizer]
+    return cls(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, t: TrainOptions) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-epoch learning-rate schedule: cosine over all epochs, step decay, or none."""
+    if t.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t.epochs)
+    if t.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=t.step_size, gamma=t.gamma)
+    return None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy's global generator and Python's ``random``."""
+    import random
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_dist() -> _Dist:
+    """Join the process group torchrun describes (WORLD_SIZE > 1), or use one already set up."""
+    if dist.is_available() and dist.is_initialized():
+        return _Dist(dist.get_rank(), dist.get_world_size(), False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_available():
+        raise BackendUnavailableError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    dist.init_process_group(backend=os.environ.get("NEURODYN_DIST_BACKEND", "gloo"))
+    return _Dist(dist.get_rank(), dist.get_world_size(), True)
+
+
+def _all_sum(values: list[float], d: _Dist) -> list[float]:
+    if d.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+class _OwnRngAugment:
+    """Augmentation drawing from one generator the trainer owns (and checkpoints)."""
+
+    def __init__(self, aug: SHDAugment, rng: np.random.Generator) -> None:
+        self.aug, self.rng = aug, rng
+
+    def __call__(self, events: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.aug(events, self.rng)
+
+
+def _datasets(data: DataConfig, seed: int, rank: int) -> tuple[EventDataset, EventDataset, np.random.Generator | None]:
+    train_ds, test_ds = load_dataset(data.path, dt_us=data.bin_us, channel_pool=data.channel_pool, seed=seed)
+    if not data.augment:
+        return train_ds, test_ds, None
+    if not isinstance(train_ds.reader, SHDFile):
+        raise ConfigError(f"data.augment = true is SHD augmentation; {data.path} is not SHD/SSC-format data")
+    rng = np.random.default_rng([seed, rank])
+    aug = _OwnRngAugment(SHDAugment(n_channels=SHD_CHANNELS), rng)
+    return EventDataset(train_ds.reader, train_ds.transform, augment=aug, seed=seed), test_ds, rng
+
+
+def _check_resumable(ck: dict, cfg: TrainConfig, world: int, path: Path) -> None:
+    old, new = ck.get("config", {}), cfg.to_dict()
+    diffs = []
+    for sec in ("data", "model", "train"):
+        for key in sorted(set(old.get(sec, {})) | set(new[sec])):
+            if sec == "data" and key == "path":
+                continue  # the same data may have moved
+            a, b = old.get(sec, {}).get(key, "<missing>"), new[sec].get(key, "<missing>")
+            if a != b:
+                diffs.append(f"{sec}.{key} ({a!r} in the checkpoint, {b!r} now)")
+    if diffs:
+        raise ConfigError(f"{path}: cannot resume with a different config: {'; '.join(diffs)}")
+    if ck.get("world_size", 1) != world:
+        raise ConfigError(f"{path}: written by {ck.get('world_size')} processes, resuming with {world}; "
+                          "exact resume needs the same number")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def train(cfg: TrainConfig, *, resume: bool = False, on_epoch_end: EpochCallback | None = None,
+          plots: bool = True) -> dict:
+    """Train ``cfg``; writes config.toml, model.pt (every epoch), metrics.json and plots to cfg.out.
+
+    ``resume``: continue from ``cfg.out/model.pt`` if it exists (same config and process
+    count required), giving the same weights as an uninterrupted run.  ``on_epoch_end(epoch,
+    row)`` runs on every process after each epoch's checkpoint is written (an exception
+    there stops training, as a crash would).  Returns the metrics (also on every process).
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise ConfigError(f"train() needs a TrainConfig, got {type(cfg).__name__}")
+    if not cfg.data.path:
+        raise ConfigError("no data: set data.path (CLI: --data PATH)")
+    d = _setup_dist()
+    try:
+        return _train(cfg, d, resume, on_epoch_end, plots)
+    finally:
+        if d.owns_group:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback | None, plots: bool) -> dict:
+    t_opt = cfg.train
+    if t_opt.batch_size % d.world:
+        raise ConfigError(f"train.batch_size = {t_opt.batch_size} does not split over {d.world} processes")
+    seed_everything(t_opt.seed + d.rank)
+    out = Path(cfg.out)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(cfg, out / "config.toml")
+
+    train_ds, test_ds, aug_rng = _datasets(cfg.data, t_opt.seed, d.rank)
     x0, _ = train_ds[0]
     n_in = int(np.prod(x0.shape[1:]))
     n_classes = int(max(train_ds.num_classes, test_ds.num_classes))
-    g = torch.Generator().manual_seed(cfg.seed)
-    tl = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=pad_collate, generator=g)
-    vl = DataLoader(test_ds, batch_size=128, shuffle=False, collate_fn=pad_collate)
-    model = spiking_mlp(n_in, cfg.hidden, n_classes, neuron=cfg.neuron, tau_mem=cfg.tau_mem, tau_out=cfg.tau_out,
-                        dt=cfg.bin_us / 1000.0, dropout=cfg.dropout, backend=cfg.backend)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    hist: dict[str, list] = {"epoch": [], "loss": [], "train_acc": [], "test_acc": [], "seconds": []}
-    for ep in range(cfg.epochs):
+    net = build_model(cfg.model, n_in, n_classes, cfg.dt_ms, t_opt.backend)
+    model: nn.Module = net
+    if d.world > 1:
+        model = nn.parallel.DistributedDataParallel(net)  # broadcasts rank 0's initial weights
+    opt = make_optimizer(net.parameters(), t_opt)
+    sched = make_scheduler(opt, t_opt)
+    lossf = loss_fn(t_opt.loss)
+
+    # One permutation per epoch (seed + epoch), cut into world-size shares: the global batches
+    # are the same for any number of processes.
+    sampler = DistributedSampler(train_ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=t_opt.seed)
+    g = torch.Generator().manual_seed(t_opt.seed + d.rank)
+    tl = DataLoader(train_ds, batch_size=t_opt.batch_size // d.world, sampler=sampler, collate_fn=pad_collate,
+                    generator=g)
+    vl = DataLoader(Subset(test_ds, range(d.rank, len(test_ds), d.world)), batch_size=t_opt.eval_batch_size,
+                    shuffle=False, collate_fn=pad_collate)
+
+    hist: dict[str, list] = {"epoch": [], "loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
+    start, resumed_from = 0, None
+    ckpt_path = out / CHECKPOINT_NAME
+    if resume and ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path)
+        _check_resumable(ck, cfg, d.world, ckpt_path)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ck["scheduler"])
+        start = resumed_from = int(ck["epoch"])
+        hist = {k: list(v) for k, v in ck["history"].items()}
+        set_rng_state(ck["rng"][d.rank], g, aug_rng)
+        if d.main:
+            print(f"resuming {ckpt_path} after epoch {start}")
+    elif resume and d.main:
+        print(f"no checkpoint at {ckpt_path}; starting from scratch")
+
+    cm = None
+    for ep in range(start, t_opt.epochs):
+        sampler.set_epoch(ep)
         model.train()
         t0, tot, correct, n = time.time(), 0.0, 0, 0
-        bar = tqdm(tl, desc=f"epoch {ep + 1}/{cfg.epochs}", leave=False)
+        lr = opt.param_groups[0]["lr"]
+        bar = tqdm(tl, desc=f"epoch {ep + 1}/{t_opt.epochs}", leave=False, disable=not d.main)
         for x, y, lengths in bar:
-            logits = readout_logits(model(_flatten(x)), lengths)
-            loss = nn.functional.cross_entropy(logits, y)
+            v = model(flatten_frames(x))
+            loss = lossf(v, y, lengths)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            with torch.no_grad():
+                tot += loss.item() * len(y)
+                correct += int((class_scores(v, lengths, t_opt.loss).argmax(1) == y).sum())
             n += len(y)
             bar.set_postfix(loss=f"{tot / n:.3f}", acc=f"{correct / n:.2f}")
-        sched.step()
-        acc, cm = evaluate(model, vl)
-        for k, v in zip(hist, (ep + 1, tot / n, correct / n, acc, time.time() - t0)):
-            hist[k].append(v)
-        print(f"epoch {ep + 1}: loss {tot / n:.3f}  train acc {correct / n:.3f}  test acc {acc:.3f}  "
-              f"({hist['seconds'][-1]:.1f} s)")
-        save_checkpoint(out / "model.pt", {"config": asdict(cfg), "model": model.state_dict(),
-                                           "optimizer": opt.state_dict(), "epoch": ep + 1})
-    metrics = {"config": asdict(cfg), "history": hist, "test_accuracy": hist["test_acc"][-1] if hist["test_acc"] else None,
-               "confusion": cm.tolist() if cfg.epochs else None}
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1))
-    tmp.replace(out / "metrics.json")
-    from .plots import plot_run
-    plot_run(hist, model, test_ds, cm if cfg.epochs else None, out)
+        if sched is not None:
+            sched.step()
+        tot, correct, n = _all_sum([tot, float(correct), float(n)], d)
+        cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
+        row = {"epoch": ep + 1, "loss": tot / n, "train_acc": correct / n, "test_acc": accuracy_of(cm), "lr": lr,
+               "seconds": time.time() - t0}
+        for k in hist:
+            hist[k].append(row[k])
+        rngs = [rng_state(g, aug_rng)]
+        if d.world > 1:
+            rngs = [None] * d.world
+            dist.all_gather_object(rngs, rng_state(g, aug_rng))
+        if d.main:
+            print(f"epoch {ep + 1}: loss {row['loss']:.3f}  train acc {row['train_acc']:.3f}  "
+                  f"test acc {row['test_acc']:.3f}  ({row['seconds']:.1f} s)")
+            save_checkpoint(ckpt_path, {
+                "format": 1, "config": cfg.to_dict(), "epoch": ep + 1, "model": net.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
+                "history": hist, "rng": rngs, "world_size": d.world, "n_in": n_in, "n_classes": n_classes})
+        if d.world > 1:
+            dist.barrier()  # the checkpoint exists before any process moves on
+        if on_epoch_end is not None:
+            on_epoch_end(ep + 1, row)
+
+    if cm is None:  # nothing left to train after a resume: report the checkpoint as it is
+        cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
+    metrics = {"config": cfg.to_dict(), "history": hist, "test_accuracy": accuracy_of(cm), "confusion": cm.tolist(),
+               "n_classes": n_classes, "world_size": d.world, "resumed_from_epoch": resumed_from}
+    if d.main:
+        _write_json(out / "metrics.json", metrics)
+        if plots:
+            from .plots import plot_run
+            plot_run(hist, net, test_ds, cm, out)
     return metrics
+
+
+def _test_confusion(net: nn.Module, loader: DataLoader, loss: str, n_classes: int, d: _Dist) -> np.ndarray:
+    cm = confusion_matrix(net, loader, loss, n_classes)
+    if d.world > 1:
+        t = torch.from_numpy(cm)
+        dist.all_reduce(t)
+        cm = t.numpy()
+    return cm
