@@ -7,6 +7,14 @@ as events: a layer's input current is its bias plus the weight rows of the input
 are active this step (recurrent layers also add the rows of their own spikes from the
 previous step).  Non-spiking layers (LI readouts) pass their full output densely.  The
 neuron updates call the same derived step functions as the training kernels.
+
+Early exit (``exit_code`` > 0): after every step the kernel adds the readout (last layer's
+output) to a float64 running sum, evaluates the chosen confidence measure of the running
+mean (``inference.confidence``, compiled in from its one definition) and ends the sample's
+time loop at the first step >= ``min_steps`` whose confidence is > ``threshold``.  The
+sample's steps run, frozen prediction (argmax of the running sum) and last confidence are
+written to ``stop``, ``pred`` and ``conf``; outputs after the stop step stay 0.  With
+``exit_code`` 0 the outputs are those of the full run (``pred`` is still filled).
 """
 from __future__ import annotations
 
@@ -21,6 +29,8 @@ from ..neurons.surrogate import SURROGATES
 
 def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> str:
     """Kernel source for layers ``[(model, recurrent), ...]``; the first layer reads input events."""
+    from ..inference.confidence import MEASURES, softmax_stats
+
     names = "_".join(m.name + ("r" if r else "") for m, r in signature)
     parts = [HEADER.format(name=names, sg="atan", alpha=2.0)]
     # spike_grad is unused in inference but the derived VJPs are not emitted, so only steps are needed.
@@ -31,16 +41,22 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
         if m.name not in seen:
             parts.append(_decorated(m.derived.step_src))
             seen.add(m.name)
+    # Early exit: the confidence statistics and measures, compiled from their one definition.
+    parts.append(_decorated(inspect.getsource(softmax_stats)))
+    for fn in MEASURES.values():
+        parts.append(_decorated(inspect.getsource(fn)))
 
     args = ["ev_ptr", "ev_idx", "ev_val", "T", "steps"]
     for li_, (m, rec) in enumerate(signature):
         args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
         args += [f"rec{li_}", f"cnt{li_}"]
-    args += ["record", "out"]
+    args += ["record", "out", "exit_code", "threshold", "min_steps", "log_n", "stop", "pred", "conf", "conf_rec"]
     L = len(signature)
+    last = L - 1
     body = [
-        "@numba.njit(parallel=True, cache=True)",
+        # error_model="numpy": no zero-division checks in the hot loops (IEEE results instead).
+        '@numba.njit(parallel=True, cache=True, error_model="numpy")',
         f"def run_network({', '.join(args)}):",
         "    B = steps.shape[0]",
         "    for b in prange(B):",
@@ -57,6 +73,10 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
             body.append(f"{ind}sp{li_} = np.empty(N{li_}, dtype=np.int32)")
             body.append(f"{ind}nsp{li_} = 0")
         body.append(f"{ind}tot{li_} = 0")
+    # Running sum of the readout (float64, like the torch-side running_logits).
+    body.append(f"{ind}acc = np.zeros(N{last}, dtype=np.float64)")
+    body.append(f"{ind}run_b = steps[b]")
+    body.append(f"{ind}cf = 0.0")
     body.append(f"{ind}for t in range(steps[b]):")
     ind2 = " " * 12
     ind3 = " " * 16
@@ -66,51 +86,70 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
         if rec:
             # Recurrent input: last step's spikes of this layer (before they are overwritten).
             body.append(f"{ind2}for q in range(nsp{li_}):")
-            body.append(f"{ind3}r = sp{li_}[q]")
+            body.append(f"{ind3}wr = R{li_}[sp{li_}[q]]")
             body.append(f"{ind3}for j in range(N{li_}):")
-            body.append(f"{ind3}    cur{li_}[j] += R{li_}[r, j]")
+            body.append(f"{ind3}    cur{li_}[j] += wr[j]")
         if li_ == 0:
             body.append(f"{ind2}for e in range(ev_ptr[b * T + t], ev_ptr[b * T + t + 1]):")
-            body.append(f"{ind3}k = ev_idx[e]")
+            body.append(f"{ind3}w = W0[ev_idx[e]]")
             body.append(f"{ind3}a = ev_val[e]")
             body.append(f"{ind3}for j in range(N0):")
-            body.append(f"{ind3}    cur0[j] += a * W0[k, j]")
+            body.append(f"{ind3}    cur0[j] += a * w[j]")
         else:
             pm, _ = signature[li_ - 1]
             p = li_ - 1
             if pm.spiking:
                 body.append(f"{ind2}for q in range(nsp{p}):")
-                body.append(f"{ind3}k = sp{p}[q]")
+                body.append(f"{ind3}w = W{li_}[sp{p}[q]]")
                 body.append(f"{ind3}for j in range(N{li_}):")
-                body.append(f"{ind3}    cur{li_}[j] += W{li_}[k, j]")
+                body.append(f"{ind3}    cur{li_}[j] += w[j]")
             else:
                 body.append(f"{ind2}for k in range(N{p}):")
                 body.append(f"{ind3}a = o{p}[k]")
+                body.append(f"{ind3}w = W{li_}[k]")
                 body.append(f"{ind3}for j in range(N{li_}):")
-                body.append(f"{ind3}    cur{li_}[j] += a * W{li_}[k, j]")
+                body.append(f"{ind3}    cur{li_}[j] += a * w[j]")
         st = ", ".join(f"s{li_}_{s}[j]" for s in m.states)
         cs = ", ".join(f"c{li_}_{c}[j]" for c in m.coefs)
         news = ", ".join(f"ns_{s}" for s in m.states)
-        if m.spiking:
-            body.append(f"{ind2}nsp{li_} = 0")
+        # The update loop has no branches or stores other than arrays, so it vectorizes;
+        # the spike list is collected in a second pass.
         body.append(f"{ind2}for j in range(N{li_}):")
         body.append(f"{ind3}ov, {news}, = {m.derived.step_name}(cur{li_}[j], {st}, {cs})")
         for s in m.states:
             body.append(f"{ind3}s{li_}_{s}[j] = ns_{s}")
         body.append(f"{ind3}o{li_}[j] = ov")
         if m.spiking:
-            body.append(f"{ind3}if ov != 0.0:")
-            body.append(f"{ind3}    sp{li_}[nsp{li_}] = j")
-            body.append(f"{ind3}    nsp{li_} += 1")
-        body.append(f"{ind3}if record:")
-        body.append(f"{ind3}    rec{li_}[t, b, j] = ov")
-        if m.spiking:
-            body.append(f"{ind2}tot{li_} += nsp{li_}")
-        if li_ == L - 1:
+            body.append(f"{ind2}nsp{li_} = 0")
+            # Branch-free append (write always, advance on a spike): nsp <= j, so in bounds.
             body.append(f"{ind2}for j in range(N{li_}):")
-            body.append(f"{ind3}out[t, b, j] = o{li_}[j]")
+            body.append(f"{ind3}sp{li_}[nsp{li_}] = j")
+            body.append(f"{ind3}nsp{li_} += o{li_}[j] != 0.0")
+            body.append(f"{ind2}tot{li_} += nsp{li_}")
+        body.append(f"{ind2}if record:")
+        body.append(f"{ind3}for j in range(N{li_}):")
+        body.append(f"{ind3}    rec{li_}[t, b, j] = o{li_}[j]")
+    body.append(f"{ind2}for j in range(N{last}):")
+    body.append(f"{ind3}out[t, b, j] = o{last}[j]")
+    body.append(f"{ind3}acc[j] += o{last}[j]")
+    # Per-sample exit: once the running evidence is confident the sample's loop ends, so
+    # it costs nothing more; its prediction is frozen at this step.
+    body.append(f"{ind2}if exit_code != 0:")
+    body.append(f"{ind3}z1, z2, S, Q, k1 = softmax_stats(acc, t + 1.0)")
+    for code, name in enumerate(MEASURES, start=1):
+        kw = "if" if code == 1 else "elif"
+        body.append(f"{ind3}{kw} exit_code == {code}:")
+        body.append(f"{ind3}    cf = {name}(z1, z2, S, Q, log_n)")
+    body.append(f"{ind3}if record:")
+    body.append(f"{ind3}    conf_rec[t, b] = cf")
+    body.append(f"{ind3}if cf > threshold and t + 1 >= min_steps:")
+    body.append(f"{ind3}    run_b = t + 1")
+    body.append(f"{ind3}    break")
     for li_ in range(L):
         body.append(f"{ind}cnt{li_}[b] = tot{li_}")
+    body.append(f"{ind}stop[b] = run_b")
+    body.append(f"{ind}pred[b] = np.argmax(acc)")
+    body.append(f"{ind}conf[b] = cf")
     parts.append("\n".join(body) + "\n")
     return "".join(parts)
 

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from ..kernels.sparse_linear import to_csr
+from ..inference.confidence import EarlyExit
 from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
 from .engine import network_kernel
+from .events import dense_to_events
 
 
 @dataclass
@@ -40,13 +41,20 @@ class Layer:
 
 @dataclass
 class NetworkResult:
-    """out [T, B, N_out] (spikes or readout membrane), spike counts per layer ([B] each),
-    steps run per sample [B], and per-layer recordings [T, B, N] if asked for."""
+    """out [T, B, N_out] (spikes or readout membrane; 0 after a sample's last step), spike
+    counts per layer ([B] each), steps run per sample [B] (the exit step under early exit),
+    prediction [B] (argmax of the readout summed over the steps run: frozen at the exit),
+    and per-layer recordings [T, B, N] if asked for.  Under early exit also the confidence
+    at the last step run [B] and, when recording, the confidence after every step [T, B]
+    (0 after the exit)."""
 
     out: torch.Tensor
     counts: list[torch.Tensor]
     steps: torch.Tensor
     records: list[torch.Tensor] = field(default_factory=list)
+    pred: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
+    confidence_trace: torch.Tensor | None = None
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
@@ -124,14 +132,16 @@ class Network:
         """CSR events (ptr [B*T+1], channel [E], value [E]) of a dense input x [T, B, N_in]."""
         if x.dim() != 3 or x.shape[2] != self.in_features:
             raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
-        xb = _np(x.permute(1, 0, 2).reshape(-1, x.shape[2]), self.dtype)
-        return to_csr(xb)
+        return dense_to_events(_np(x, self.dtype))
 
-    def run(self, x: torch.Tensor, steps: torch.Tensor | None = None, record: bool = False) -> NetworkResult:
+    def run(self, x: torch.Tensor, steps: torch.Tensor | None = None, record: bool = False,
+            early_exit: EarlyExit | None = None) -> NetworkResult:
         """Run the network event-driven on a dense input x [T, B, N_in].
 
-        steps: [B] number of steps each sample runs (default T); the rest cost nothing and
-        output 0.  record: also return every layer's output [T, B, N].
+        steps: [B] number of steps each sample runs at most (default T); the rest cost
+        nothing and output 0.  record: also return every layer's output [T, B, N].
+        early_exit: stop each sample once its running readout is confident (see
+        ``inference.confidence.EarlyExit``); None runs every sample for its ``steps``.
         """
         T, B = x.shape[0], x.shape[1]
         ptr, idx, val = self.events_from_dense(x)
@@ -141,16 +151,21 @@ class Network:
             steps_np = np.asarray(torch.as_tensor(steps).cpu().numpy(), dtype=np.int64)
             if steps_np.shape != (B,) or (steps_np < 0).any() or (steps_np > T).any():
                 raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
-        return self.run_events(ptr, idx, val, T, steps_np, record)
+        return self.run_events(ptr, idx, val, T, steps_np, record, early_exit)
 
     def run_events(self, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
-                   record: bool = False) -> NetworkResult:
+                   record: bool = False, early_exit: EarlyExit | None = None) -> NetworkResult:
         """Run on CSR input events: row b*T+t of (ptr, idx, val) lists sample b's inputs at step t."""
         B = steps.shape[0]
         if ptr.shape[0] != B * T + 1:
             raise ShapeError(f"event pointer must have B*T+1 = {B * T + 1} entries, got {ptr.shape[0]}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.in_features):
             raise ShapeError(f"input event channel out of range [0, {self.in_features})")
+        if early_exit is not None and not isinstance(early_exit, EarlyExit):
+            raise ConfigError(f"early_exit must be an EarlyExit or None, got {type(early_exit).__name__}")
+        n_out = self.layers[-1].size
+        if early_exit is not None and n_out < 2:
+            raise ShapeError(f"early exit needs a readout with at least 2 classes, the network has {n_out}")
         sig = tuple((l.model, l.recurrent is not None) for l in self.layers)
         kern = network_kernel(sig)
         dummy = np.zeros((1, 1, 1), dtype=self.dtype)
@@ -164,9 +179,18 @@ class Network:
             recs.append(rec)
             cnts.append(cnt)
             args += [rec, cnt]
-        out = np.zeros((T, B, self.layers[-1].size), dtype=self.dtype)
-        args += [record, out]
+        out = np.zeros((T, B, n_out), dtype=self.dtype)
+        stop = np.zeros(B, dtype=np.int64)
+        pred = np.zeros(B, dtype=np.int64)
+        conf = np.zeros(B, dtype=np.float64)
+        ee = early_exit
+        conf_rec = np.zeros((T, B) if (record and ee is not None) else (1, 1), dtype=np.float64)
+        args += [record, out, ee.code if ee is not None else 0, float(ee.threshold) if ee is not None else 1.0,
+                 ee.min_steps if ee is not None else 1, float(np.log(max(n_out, 2))), stop, pred, conf, conf_rec]
         kern.run_network(*args)
         return NetworkResult(out=torch.from_numpy(out), counts=[torch.from_numpy(c) for c in cnts],
-                             steps=torch.from_numpy(steps.copy()),
-                             records=[torch.from_numpy(r) for r in recs] if record else [])
+                             steps=torch.from_numpy(stop),
+                             records=[torch.from_numpy(r) for r in recs] if record else [],
+                             pred=torch.from_numpy(pred),
+                             confidence=torch.from_numpy(conf) if ee is not None else None,
+                             confidence_trace=torch.from_numpy(conf_rec) if (record and ee is not None) else None)

@@ -1,0 +1,159 @@
+"""Confidence of a classifier's running evidence, defined once for the event core and torch.
+
+At step t (1-based) of a sample the evidence is the running mean of the readout,
+``z_t = (1/t) sum_{s<=t} v_s`` ([C] logits: exactly what the trainer's ``readout_logits``
+predicts from if the sample ends at t).  Every measure is a straight-line function of the
+statistics of z (computed by ``softmax_stats``, a loop the Numba kernel inlines, or by
+``softmax_stats_torch``):
+
+    z1 = max_i z_i,  z2 = second largest,  S = sum_i exp(z_i - z1) >= 1,
+    Q = sum_i (z_i - z1) exp(z_i - z1) <= 0,  log_n = log C
+
+    max_softmax  p_max = 1 / S
+    margin       p_1 - p_2 = (1 - exp(z2 - z1)) / S
+    entropy      1 - H(p) / log C,   H = log S - Q / S (nats)
+
+Each lies in [0, 1] exactly, also in floating point (S >= 1 and Q <= 0 by construction),
+1 meaning certain.  A sample stops at the first step t >= ``min_steps`` whose confidence
+is strictly greater than the threshold, so a threshold of 1.0 never stops a sample early.
+The measure functions are compiled unchanged into the event kernel (Numba, scalars) and
+bound to torch primitives here (tensors), like the neuron steps.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError, ShapeError
+from ..neurons.symbolic import compile_source
+
+
+def max_softmax(z1, z2, S, Q, log_n):
+    return 1.0 / S
+
+
+def margin(z1, z2, S, Q, log_n):
+    return (1.0 - exp(z2 - z1)) / S  # noqa: F821 - primitive bound per backend
+
+
+def entropy(z1, z2, S, Q, log_n):
+    return 1.0 + (Q / S - log(S)) / log_n  # noqa: F821
+
+
+MEASURES: dict[str, Callable] = {"max_softmax": max_softmax, "margin": margin, "entropy": entropy}
+
+
+def softmax_stats(acc, n_steps):
+    """(z1, z2, S, Q, argmax) of z = acc / n_steps; acc [C] running sum of the readout.
+
+    Plain loops over a 1-D array, so the same source runs in Python and inside the event
+    kernel (Numba).  Ties go to the lowest class index, as torch.argmax.
+    """
+    C = acc.shape[0]
+    z1 = acc[0] / n_steps
+    z2 = -math.inf
+    k1 = 0
+    for j in range(1, C):
+        z = acc[j] / n_steps
+        if z > z1:
+            z2 = z1
+            z1 = z
+            k1 = j
+        elif z > z2:
+            z2 = z
+    S = 0.0
+    Q = 0.0
+    for j in range(C):
+        d = acc[j] / n_steps - z1
+        e = math.exp(d)
+        S += e
+        Q += d * e
+    return z1, z2, S, Q, k1
+
+
+def softmax_stats_torch(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z1, z2, S, Q), each [...], of logits z [..., C] (C >= 2); see the module docstring."""
+    top = z.topk(2, dim=-1).values
+    z1, z2 = top[..., 0], top[..., 1]
+    d = z - z1[..., None]
+    e = torch.exp(d)
+    return z1, z2, e.sum(-1), (d * e).sum(-1)
+
+
+def check_measure(name: str) -> str:
+    if name not in MEASURES:
+        raise ConfigError(f"unknown confidence measure '{name}'; choose one of {sorted(MEASURES)}")
+    return name
+
+
+def measure_source(name: str) -> str:
+    """Source text of a measure (what the kernel generator compiles)."""
+    return inspect.getsource(MEASURES[check_measure(name)])
+
+
+@lru_cache(maxsize=None)
+def torch_measure(name: str) -> Callable:
+    """The measure ``name`` bound to torch primitives (elementwise over tensors)."""
+    return compile_source(measure_source(name), name, {"exp": torch.exp, "log": torch.log})
+
+
+@dataclass(frozen=True)
+class EarlyExit:
+    """Per-sample early termination: stop at the first step t >= min_steps (1-based) whose
+    confidence ``measure`` of the running mean readout is > ``threshold`` (in [0, 1])."""
+
+    threshold: float
+    measure: str = "max_softmax"
+    min_steps: int = 1
+
+    def __post_init__(self) -> None:
+        check_measure(self.measure)
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= float(self.threshold) <= 1.0):
+            raise ConfigError(f"early-exit threshold must be a number in [0, 1], got {self.threshold!r}")
+        if not isinstance(self.min_steps, int) or self.min_steps < 1:
+            raise ConfigError(f"min_steps must be an integer >= 1, got {self.min_steps!r}")
+
+    @property
+    def code(self) -> int:
+        """1-based index of the measure in MEASURES (0 means early exit off in the kernel)."""
+        return list(MEASURES).index(self.measure) + 1
+
+
+def confidence(z: torch.Tensor, measure: str = "max_softmax") -> torch.Tensor:
+    """Confidence [...] of logits z [..., C] (C >= 2)."""
+    if z.dim() < 1 or z.shape[-1] < 2:
+        raise ShapeError(f"confidence needs logits [..., C] with C >= 2 classes, got {tuple(z.shape)}")
+    z1, z2, S, Q = softmax_stats_torch(z)
+    return torch_measure(check_measure(measure))(z1, z2, S, Q, math.log(z.shape[-1]))
+
+
+def running_logits(v: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Running mean readout z [T, B, C] of v [T, B, C]: z[t] = mean of v[0..t] (differentiable).
+
+    dtype: compute in this dtype (default v's); the event kernel accumulates in float64.
+    """
+    if v.dim() != 3:
+        raise ShapeError(f"readout must be [T, B, C], got {tuple(v.shape)}")
+    v = v if dtype is None else v.to(dtype)
+    steps = torch.arange(1, v.shape[0] + 1, dtype=v.dtype, device=v.device)
+    return torch.cumsum(v, 0) / steps[:, None, None]
+
+
+def confidence_trace(v: torch.Tensor, measure: str = "max_softmax") -> tuple[torch.Tensor, torch.Tensor]:
+    """Confidence [T, B] (float64) and prediction [T, B] (int64) after every step of a readout v [T, B, C].
+
+    The torch twin of what the event kernel evaluates while it runs: one full recorded run
+    gives every threshold's exit step (see ``curves``).
+    """
+    with torch.no_grad():
+        z = running_logits(v.detach(), torch.float64)
+        return confidence(z, measure), z.argmax(-1)
+
+
+__all__ = ["MEASURES", "EarlyExit", "max_softmax", "margin", "entropy", "softmax_stats", "softmax_stats_torch",
+           "torch_measure", "measure_source", "check_measure", "confidence", "running_logits", "confidence_trace"]
