@@ -8,17 +8,21 @@ import torch
 from .codegen import cpu_kernels
 
 
+def _dtype(x: torch.Tensor) -> str:
+    return "float32" if x.dtype == torch.float32 else "float64"
+
+
 class NumbaLauncher:
     """Calls the Numba kernels on the numpy views of CPU tensors (no copies)."""
 
     def forward(self, model, surrogate, alpha, x, state0, coefs, lengths, out, trajs) -> None:
-        kern = cpu_kernels(model, surrogate, alpha)
+        kern = cpu_kernels(model, surrogate, alpha, dtype=_dtype(x))
         kern.forward(x.numpy(), *(s.numpy() for s in state0), *(c.numpy() for c in coefs),
                      lengths.numpy(), out.numpy(), *(t.numpy() for t in trajs))
 
     def backward(self, model, surrogate, alpha, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
         # One kernel variant per gradient pattern: unused parts of the VJP are not computed.
-        kern = cpu_kernels(model, surrogate, alpha, need_c, need_t)
+        kern = cpu_kernels(model, surrogate, alpha, need_c, need_t, _dtype(tensors[0]))
         kern.backward(*(t.numpy() for t in tensors))
 
 
