@@ -4,6 +4,7 @@ from .neurons import ALIF, CUBALIF, LI, LIF, NEURON_MODULES, SpikingNeuron, make
 from .interop import convert_spikingjelly, from_spikingjelly
 from .recurrent import Recurrent
 from .ltc import CfC, LTC
+from .delays import DelayedLinear
 
-__all__ = ["ALIF", "CUBALIF", "CfC", "LTC", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
+__all__ = ["ALIF", "CUBALIF", "CfC", "DelayedLinear", "LTC", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
            "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]
