@@ -115,7 +115,8 @@ class DelayConvEventFn(torch.autograd.Function):
         return gx, gk
 
 
-def delay_conv(x: torch.Tensor, kern: torch.Tensor, event: bool | str = "auto", max_density: float = 0.1) -> torch.Tensor:
+def delay_conv(x: torch.Tensor, kern: torch.Tensor, event: bool | str = "auto",
+               max_density: float = 0.1) -> torch.Tensor:
     """Causal per-synapse temporal convolution x [T, B, I] * kern [I, K, O] -> [T, B, O].
 
     ``event``: 'auto' takes the event-driven Numba path on CPU when at most ``max_density``

@@ -6,5 +6,5 @@ from .recurrent import Recurrent
 from .ltc import CfC, LTC
 from .delays import DelayedLinear
 
-__all__ = ["ALIF", "CUBALIF", "CfC", "DelayedLinear", "LTC", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES", "Recurrent",
-           "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]
+__all__ = ["ALIF", "CUBALIF", "CfC", "DelayedLinear", "LTC", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES",
+           "Recurrent", "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]

@@ -77,7 +77,7 @@ class DelayedLinear(nn.Module):
                  bias: bool = False, delay_init: tuple[float, float] | None = None, delay_lr_scale: float = 1.0,
                  event: bool | str = "auto", max_density: float = 0.1, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        if not (isinstance(in_features, int) and isinstance(out_features, int) and in_features > 0 and out_features > 0):
+        if not all(isinstance(n, int) and n > 0 for n in (in_features, out_features)):
             raise ConfigError(f"DelayedLinear sizes must be positive integers, got {in_features!r}, {out_features!r}")
         if not isinstance(max_delay, int) or isinstance(max_delay, bool) or max_delay < 0:
             raise ConfigError(f"max_delay must be a non-negative integer number of steps, got {max_delay!r}")

@@ -86,7 +86,8 @@ def _spiking_net(dtype=torch.float64):
         l1.weight.mul_(4.0)
         l2.weight.mul_(3.0)
         for m in (l1, l2):  # keep delays away from half-integers so that a narrow Gaussian rounds them
-            d = torch.randint(0, m.max_delay + 1, m.delay.shape).to(dtype) + torch.empty(m.delay.shape, dtype=dtype).uniform_(-0.35, 0.35)
+            d = torch.randint(0, m.max_delay + 1, m.delay.shape).to(dtype)
+            d += torch.empty(m.delay.shape, dtype=dtype).uniform_(-0.35, 0.35)
             m.delay_param.copy_(d.clamp(0, m.max_delay) / m.delay_lr_scale)
     return nn.Sequential(l1, ndn.LIF(tau_mem=4.0, threshold=0.5), l2, ndn.LI(tau_mem=6.0)).to(dtype).eval()
 
