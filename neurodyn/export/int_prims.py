@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_inl = numba.njit(inline="always", cache=True)
+_inl = numba.njit(cache=True)
 
 
 @_inl

@@ -27,7 +27,6 @@ from ..kernels.codegen import _decorated, _load_module
 from ..kernels.sparse_linear import to_csr
 from ..neurons.base import NeuronModel
 from ..neurons.symbolic import compile_source
-from .fixed_point import FixedPointFormat
 from .int_prims import numpy_namespace
 from .int_step import render_int_step
 from .quantize import QuantizedNetwork
@@ -73,20 +72,22 @@ class IntResult:
 Signature = tuple[tuple[NeuronModel, bool, bool], ...]
 
 
-def render_kernel_module(signature: Signature, fmt: FixedPointFormat) -> str:
-    """Kernel source for layers ``[(model, recurrent, delayed), ...]`` in format ``fmt``."""
+def render_kernel_module(signature: Signature, rounding: str) -> str:
+    """Kernel source for layers ``[(model, recurrent, delayed), ...]`` with a fraction rounding.
+
+    The format's state limit ``smax`` and fraction bits ``fbits`` are kernel arguments.
+    """
     names = "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
     parts = [HEADER.format(names=names)]
     seen = set()
     steps = {}
     for m, _, _ in signature:
         if m.name not in seen:
-            fn, src = render_int_step(m, fmt)
+            fn, src = render_int_step(m, rounding)
             parts.append(_decorated(src))
             steps[m.name] = fn
             seen.add(m.name)
-    M = fmt.state_max
-    args = ["ev_ptr", "ev_idx", "ev_val", "T", "steps"]
+    args = ["ev_ptr", "ev_idx", "ev_val", "T", "steps", "smax", "fbits"]
     for l, (m, rec, dl) in enumerate(signature):
         args += [f"W{l}", f"b{l}"] + ([f"R{l}"] if rec else []) + ([f"D{l}"] if dl else [])
         args += [f"c{l}_{c}" for c in m.coefs] + [f"i{l}_{s}" for s in m.states]
@@ -135,8 +136,8 @@ def render_kernel_module(signature: Signature, fmt: FixedPointFormat) -> str:
         body.append(f"{i2}nsp{l} = 0")
         body.append(f"{i2}for j in range(N{l}):")
         body += [f"{i3}xin = cur{l}[j]", f"{i3}pi{l} = max(pi{l}, abs(xin))",
-                 f"{i3}xs = sat(xin, {-M}, {M})", f"{i3}si{l} += xs != xin"]
-        body.append(f"{i3}ov, {news}, nsat = {steps[m.name]}(xs, {st}, {cs})")
+                 f"{i3}xs = sat(xin, -smax, smax)", f"{i3}si{l} += xs != xin"]
+        body.append(f"{i3}ov, {news}, nsat = {steps[m.name]}(xs, {st}, {cs}, smax, fbits)")
         body.append(f"{i3}ss{l} += nsat")
         for s in m.states:
             body += [f"{i3}s{l}_{s}[j] = n_{s}", f"{i3}ps{l} = max(ps{l}, abs(n_{s}))"]
@@ -159,10 +160,10 @@ def render_kernel_module(signature: Signature, fmt: FixedPointFormat) -> str:
 
 
 @lru_cache(maxsize=None)
-def int_kernel(signature: Signature, fmt: FixedPointFormat) -> ModuleType:
-    """Compiled (lazily) integer kernel module for a layer signature and format."""
+def int_kernel(signature: Signature, rounding: str) -> ModuleType:
+    """Compiled (lazily) integer kernel module for a layer signature and rounding."""
     stem = "int_" + "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
-    return _load_module(render_kernel_module(signature, fmt), stem)
+    return _load_module(render_kernel_module(signature, rounding), f"{stem}_{rounding}")
 
 
 def _signature(q: QuantizedNetwork) -> Signature:
@@ -201,9 +202,9 @@ def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel:
     T, B = a.shape[:2]
     st = _steps(steps, T, B)
     ptr, idx, val = to_csr(np.ascontiguousarray(a.transpose(1, 0, 2).reshape(B * T, -1)))
-    kern = int_kernel(_signature(q), q.fmt)
+    kern = int_kernel(_signature(q), q.fmt.rounding)
     dummy = np.zeros((1, 1, 1), dtype=np.int64)
-    args: list = [ptr, idx.astype(np.int64), val.astype(np.int64), T, st]
+    args: list = [ptr, idx.astype(np.int64), val.astype(np.int64), T, st, q.fmt.state_max, q.fmt.frac_bits]
     res = IntResult(out=np.zeros((T, B, q.layers[-1].size), dtype=np.int64), counts=[], sat_input=[], sat_state=[],
                     peak_input=[], peak_state=[], steps=st.copy())
     for l in q.layers:
@@ -227,8 +228,8 @@ def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel:
 
 
 @lru_cache(maxsize=None)
-def _numpy_step(model: NeuronModel, fmt: FixedPointFormat):
-    name, src = render_int_step(model, fmt)
+def _numpy_step(model: NeuronModel, rounding: str):
+    name, src = render_int_step(model, rounding)
     return compile_source(src, name, numpy_namespace())
 
 
@@ -268,7 +269,8 @@ def simulate_reference(q: QuantizedNetwork, x, steps=None, record: bool = False)
             xs = sat(cur, -M, M)
             res.sat_input[i] += ((xs != cur) & active).sum(1)
             res.peak_input[i] = np.maximum(res.peak_input[i], np.where(active, np.abs(cur), 0).max(1))
-            o, *new, nsat = _numpy_step(l.model, q.fmt)(xs, *state[i], *l.coef_tuple())
+            o, *new, nsat = _numpy_step(l.model, q.fmt.rounding)(xs, *state[i], *l.coef_tuple(), M,
+                                                         q.fmt.frac_bits)
             o = np.where(active, np.broadcast_to(o, cur.shape), 0)
             new = [np.where(active, np.broadcast_to(n, cur.shape), s) for n, s in zip(new, state[i])]
             res.sat_state[i] += np.where(active, np.broadcast_to(nsat, cur.shape), 0).sum(1)

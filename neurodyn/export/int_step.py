@@ -8,7 +8,7 @@ assignments of ``neurons.symbolic``) is printed in integer arithmetic:
   potentials) are in state units; *flags* are 0/1;
 - a product with a fraction becomes ``qmul(c, x, frac_bits)``, the fixed-point multiply
   with the format's rounding; an affine expression of fractions such as ``1 - decay``
-  becomes ``(4096 - decay)``;
+  becomes ``((1 << fbits) - decay)``;
 - ``spike(u)`` is ``u >= 0`` as 0/1;
 - every value the step assigns (other than a spike) is saturated to the state range and
   each clamp is counted: the step returns ``(out, *new_states, n_saturated)``.
@@ -26,7 +26,6 @@ import sympy
 from ..errors import ConfigError
 from ..neurons.base import NeuronModel
 from ..neurons.symbolic import spike as SpikeFn
-from .fixed_point import FixedPointFormat
 from .int_prims import QMUL
 
 COEF_KINDS: dict[str, str] = {
@@ -46,10 +45,10 @@ def check_model(model: NeuronModel) -> None:
 
 
 class _IntPrinter:
-    def __init__(self, model: NeuronModel, fmt: FixedPointFormat) -> None:
-        self.model, self.fmt = model, fmt
+    def __init__(self, model: NeuronModel, rounding: str) -> None:
+        self.model = model
         self.fractions = {c for c in model.coefs if COEF_KINDS.get(c) == "fraction"}
-        self.qmul = QMUL[fmt.rounding]
+        self.qmul = QMUL[rounding]
 
     def fail(self, what: str) -> ConfigError:
         return ConfigError(f"neuron '{self.model.name}': {what} cannot be computed in fixed point")
@@ -64,10 +63,9 @@ class _IntPrinter:
         for term in sympy.Add.make_args(sympy.expand(e)):
             coeff, rest = term.as_coeff_Mul()
             if rest == 1:
-                q = coeff * self.fmt.one
-                if q != int(q):
-                    raise self.fail(f"the constant {coeff}")
-                parts.append(str(int(q)))
+                if coeff != int(coeff):
+                    raise self.fail(f"the fraction constant {coeff}")
+                parts.append(f"{int(coeff)} * (1 << fbits)")
             elif isinstance(rest, sympy.Symbol) and coeff == int(coeff):
                 c = int(coeff)
                 parts.append(str(rest) if c == 1 else f"-{rest}" if c == -1 else f"{c} * {rest}")
@@ -93,7 +91,7 @@ class _IntPrinter:
                 raise self.fail(f"the product of fractions '{e}'")
             body = " * ".join(self.expr(a) for a in rest) if rest else "1"
             if frac:
-                return f"{self.qmul}({self.frac(frac[0])}, ({body}), {self.fmt.frac_bits})"
+                return f"{self.qmul}({self.frac(frac[0])}, ({body}), fbits)"
             return f"({body})"
         if isinstance(e, sympy.Pow) and e.exp.is_Integer and 0 < int(e.exp) <= 3 and not self.is_fraction(e.base):
             return "(" + " * ".join([self.expr(e.base)] * int(e.exp)) + ")"
@@ -103,18 +101,22 @@ class _IntPrinter:
 
 
 @lru_cache(maxsize=None)
-def render_int_step(model: NeuronModel, fmt: FixedPointFormat) -> tuple[str, str]:
-    """(function name, source) of the integer step ``name(x, *states, *coefs) -> (out, *states, nsat)``."""
+def render_int_step(model: NeuronModel, rounding: str) -> tuple[str, str]:
+    """(function name, source) of the integer step
+    ``name(x, *states, *coefs, smax, fbits) -> (out, *new_states, n_saturated)``.
+
+    smax: the state limit (saturation at ±smax); fbits: fraction bits.  Both are arguments,
+    not constants, so one compiled kernel serves every format with the same rounding.
+    """
     check_model(model)
     d = model.derived
-    pr = _IntPrinter(model, fmt)
-    M = fmt.state_max
+    pr = _IntPrinter(model, rounding)
     name = f"{d.step_name}_int"
-    lines = [f"def {name}({', '.join(d.args)}):", "    nsat = 0"]
+    lines = [f"def {name}({', '.join(d.args)}, smax, fbits):", "    nsat = 0"]
 
     def saturated(var: str, code: str) -> None:
         lines.append(f"    {var}_raw = {code}")
-        lines.append(f"    {var} = sat({var}_raw, {-M}, {M})")
+        lines.append(f"    {var} = sat({var}_raw, -smax, smax)")
         lines.append(f"    nsat = nsat + ({var} != {var}_raw) * 1")
 
     for var, e in d.step_program:

@@ -1,0 +1,434 @@
+"""NIR graphs (the ``nir`` package) for neurodyn networks: write, read, and re-quantize.
+
+NIR neurons are continuous-time; neurodyn's are discrete steps of ``dt`` ms with decay
+``d`` per step.  The mapping, for both integrations ('exact': d = exp(-dt/tau), 'euler':
+d = 1 - dt/tau), uses that the input factor per step is always ``1 - d`` times the NIR
+resistance (piecewise-constant input over a step):
+
+    LIF      tau = tau_mem,  r = gain / (1 - d),  v_leak = v_rest, v_threshold, v_reset
+    CubaLIF  tau_syn from alpha_syn, w_in = 1 / (1 - alpha_syn)   (i' = alpha i + x),
+             tau_mem, r = gain / (1 - d) as LIF
+    LI       tau, r = gain / (1 - d), v_leak = v_rest
+
+Times in NIR are seconds (neurodyn uses ms).  Weights are ``Affine`` (``Linear`` for
+recurrent weights, an edge neuron -> Linear -> neuron).  Per-synapse integer delays are
+written exactly: one Affine/Linear branch per distinct delay value, each followed by a
+``Delay`` node (delay * dt seconds) into the neuron (NIR sums converging edges).
+
+neurodyn-specific facts go into node metadata so a neurodyn reader restores the exact
+model: ``neurodyn_reset`` ('subtract' or 'zero': NIR's LIF resets to v_reset, other
+readers do that), and on the graph ``neurodyn_dt_ms`` and ``neurodyn_integration``.  A
+quantized network is written dequantized (every value exact in float64), with its format
+and per-layer exponents in metadata so ``quantized_from_nir`` rebuilds the same integers.
+Note: NIR fires on v > threshold, neurodyn on v >= threshold (they differ only on equality).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.network import Network
+from ..errors import ConfigError, DataFormatError
+from ..neurons import get_neuron
+from ..nn.neurons import SpikingNeuron
+from .fixed_point import FixedPointFormat, round_half_away
+from .int_step import COEF_KINDS
+from .quantize import QuantizedLayer, QuantizedNetwork, _dequant_coef
+
+try:
+    import nir
+except ImportError:  # optional dependency: neurodyn[nir]
+    nir = None
+
+_NEURON_NODE = {"lif": "LIF", "cuba": "CubaLIF", "li": "LI"}
+_QUANT_KEYS = ("scale", "weight_exp", "bias_exp", "threshold_exp", "recurrent_exp")
+
+
+def _need_nir():
+    if nir is None:
+        raise ConfigError("NIR export needs the 'nir' package: pip install 'neurodyn[nir]'")
+    return nir
+
+
+@dataclass
+class _IRLayer:
+    """A layer between neurodyn and NIR: float64 arrays, weights [N_in, N_out], delays in steps."""
+
+    model_name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    coefs: dict[str, np.ndarray]
+    recurrent: np.ndarray | None = None
+    delay: np.ndarray | None = None
+    quant: dict | None = None
+
+
+# ------------------------------------------------------------------------------------------ time constants
+
+
+def _tau(decay: np.ndarray, dt: float, integration: str) -> np.ndarray:
+    """Time constant (ms) of a per-step decay."""
+    d = np.asarray(decay, dtype=np.float64)
+    if np.any(d >= 1) or np.any(d <= 0):
+        raise ConfigError("a decay of 0 or >= 1 per step (no leak) has no NIR time constant")
+    return -dt / np.log(d) if integration == "exact" else dt / (1.0 - d)
+
+
+def _decay(tau: np.ndarray, dt: float, integration: str) -> np.ndarray:
+    tau = np.asarray(tau, dtype=np.float64)
+    return np.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau
+
+
+# ------------------------------------------------------------------------------------------ write
+
+
+def _ir_from(obj) -> tuple[list[_IRLayer], float | None, str, FixedPointFormat | None]:
+    """(layers, dt ms, integration, format) of a module, core.Network or QuantizedNetwork."""
+    if isinstance(obj, QuantizedNetwork):
+        out = []
+        for l in obj.layers:
+            s = l.scale
+            coefs = {c: _dequant_coef(c, l.coefs[c], s, obj.fmt) for c in l.model.coefs}
+            rec = l.recurrent_int()
+            out.append(_IRLayer(l.model.name, l.weight_int() / s, l.bias_int() / s, coefs,
+                                None if rec is None else rec / s, l.delay,
+                                quant={"scale": s, "weight_exp": l.weight_exp, "bias_exp": l.bias_exp,
+                                       "threshold_exp": l.threshold_exp, "recurrent_exp": l.recurrent_exp}))
+        return out, obj.dt, "exact", obj.fmt
+    integration = "exact"
+    dt = None
+    if isinstance(obj, nn.Module):
+        nrns = [m for m in obj.modules() if isinstance(m, SpikingNeuron)]
+        dts = {float(m.dt) for m in nrns}
+        ints = {m.integration for m in nrns}
+        if len(dts) > 1 or len(ints) > 1:
+            raise ConfigError(f"NIR export needs one dt and one integration for all neurons, got dt={sorted(dts)}, "
+                              f"integration={sorted(ints)}")
+        dt = dts.pop() if dts else None
+        integration = ints.pop() if ints else "exact"
+        obj = Network.from_module(obj, dtype=np.float64)
+    if not isinstance(obj, Network):
+        raise ConfigError(f"to_nir takes an nn.Module, core.Network or QuantizedNetwork, got {type(obj).__name__}")
+    out = []
+    for l in obj.layers:
+        if l.model.name not in _NEURON_NODE:
+            raise ConfigError(f"neuron '{l.model.name}' has no NIR node (supported: {sorted(_NEURON_NODE)})")
+        coefs = {c: np.asarray(v, dtype=np.float64) for c, v in zip(l.model.coefs, l.coefs)}
+        out.append(_IRLayer(l.model.name, l.weight.astype(np.float64), l.bias.astype(np.float64), coefs,
+                            None if l.recurrent is None else l.recurrent.astype(np.float64)))
+    return out, dt, integration, None
+
+
+def _neuron_node(l: _IRLayer, dt: float, integration: str):
+    c = l.coefs
+    ms = 1e-3
+    d = c["decay"]
+    r = c["gain"] / (1.0 - d)
+    meta = {}
+    if l.quant is not None:
+        meta.update({f"neurodyn_{k}": v for k, v in l.quant.items()})
+    if l.model_name == "li":
+        return nir.LI(tau=_tau(d, dt, integration) * ms, r=r, v_leak=c["v_rest"].copy(), metadata=meta)
+    rs = np.unique(c["reset_sub"])
+    if rs.size != 1:
+        raise ConfigError("NIR needs one reset mode per layer; this layer mixes subtract and zero reset")
+    meta["neurodyn_reset"] = "subtract" if rs[0] == 1 else "zero"
+    common = dict(r=r, v_leak=c["v_rest"].copy(), v_threshold=c["threshold"].copy(), v_reset=c["v_reset"].copy(),
+                  metadata=meta)
+    if l.model_name == "lif":
+        return nir.LIF(tau=_tau(d, dt, integration) * ms, **common)
+    a = c["alpha_syn"]
+    return nir.CubaLIF(tau_syn=_tau(a, dt, integration) * ms, tau_mem=_tau(d, dt, integration) * ms,
+                       w_in=1.0 / (1.0 - a), **common)
+
+
+def to_nir(obj, dt: float | None = None, integration: str | None = None):
+    """NIR graph of a network: an nn.Sequential (dt and integration read from its neurons),
+    a core.Network (pass ``dt`` ms and ``integration``) or a QuantizedNetwork (dequantized,
+    with its format in metadata; delays become Delay nodes)."""
+    _need_nir()
+    layers, dt0, integ0, fmt = _ir_from(obj)
+    dt = dt if dt is not None else dt0
+    integration = integration or integ0
+    if dt is None:
+        raise ConfigError("to_nir needs the time step: pass dt (ms)")
+    if integration not in ("exact", "euler"):
+        raise ConfigError(f"unknown integration '{integration}'; choose 'exact' or 'euler'")
+    nodes = {"input": nir.Input(input_type={"input": np.array([layers[0].weight.shape[0]])})}
+    edges = []
+    prev = "input"
+    for i, l in enumerate(layers):
+        name = f"{l.model_name}{i}"
+        nodes[name] = _neuron_node(l, dt, integration)
+        dvals = [0] if l.delay is None else sorted(int(v) for v in np.unique(l.delay))
+        for k, dv in enumerate(dvals):
+            w = l.weight if l.delay is None else np.where(l.delay == dv, l.weight, 0.0)
+            fc = f"fc{i}" if len(dvals) == 1 and dv == 0 else f"fc{i}_d{dv}"
+            # The bias rides on the first branch only (it is added once per step).
+            nodes[fc] = nir.Affine(weight=np.ascontiguousarray(w.T), bias=l.bias.copy() if k == 0 else np.zeros_like(l.bias))
+            edges.append((prev, fc))
+            if dv == 0:
+                edges.append((fc, name))
+            else:
+                dn = f"delay{i}_d{dv}"
+                nodes[dn] = nir.Delay(delay=np.full(l.weight.shape[1], dv * dt * 1e-3))
+                edges += [(fc, dn), (dn, name)]
+        if l.recurrent is not None:
+            nodes[f"rec{i}"] = nir.Linear(weight=np.ascontiguousarray(l.recurrent.T))
+            edges += [(name, f"rec{i}"), (f"rec{i}", name)]
+        prev = name
+    nodes["output"] = nir.Output(output_type={"output": np.array([layers[-1].weight.shape[1]])})
+    edges.append((prev, "output"))
+    meta = {"neurodyn_dt_ms": float(dt), "neurodyn_integration": integration}
+    if fmt is not None:
+        meta.update({f"neurodyn_fmt_{k}": (np.asarray(v) if isinstance(v, tuple) else v) for k, v in fmt.to_dict().items()})
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+# ------------------------------------------------------------------------------------------ read
+
+
+def _meta(node, key, default=None):
+    v = (getattr(node, "metadata", None) or {}).get(key, default)
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _ir_layers(graph, dt: float | None, integration: str | None) -> tuple[list[_IRLayer], float, str]:
+    _need_nir()
+    if not isinstance(graph, nir.NIRGraph):
+        raise ConfigError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+    dt = dt if dt is not None else _meta(graph, "neurodyn_dt_ms")
+    if dt is None:
+        raise ConfigError("the NIR graph has no neurodyn_dt_ms metadata: pass dt (ms) to read it")
+    dt = float(dt)
+    integration = integration or _meta(graph, "neurodyn_integration", "exact")
+    nodes, edges = graph.nodes, list(graph.edges)
+    preds: dict[str, list[str]] = {k: [] for k in nodes}
+    succs: dict[str, list[str]] = {k: [] for k in nodes}
+    for a, b in edges:
+        if a not in nodes or b not in nodes:
+            raise ConfigError(f"NIR edge ({a}, {b}) names a node that is not in the graph")
+        preds[b].append(a)
+        succs[a].append(b)
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise ConfigError(f"the NIR graph must have exactly one Input node, got {len(inputs)}")
+    neuron_types = (nir.LIF, nir.CubaLIF, nir.LI)
+    layers: list[_IRLayer] = []
+    source = inputs[0]
+    n_in = int(np.prod(nodes[source].input_type["input"]))
+    while True:
+        # The neuron fed (directly or through Delay) by the weight nodes hanging off `source`.
+        targets = set()
+        for fc in succs[source]:
+            if isinstance(nodes[fc], nir.Output):
+                continue
+            if not isinstance(nodes[fc], (nir.Affine, nir.Linear)):
+                raise ConfigError(f"NIR node '{fc}' ({type(nodes[fc]).__name__}) is not supported here: "
+                                  "neurodyn reads Affine/Linear -> [Delay] -> LIF/CubaLIF/LI chains")
+            for nxt in succs[fc]:
+                tgt = succs[nxt][0] if isinstance(nodes[nxt], nir.Delay) and len(succs[nxt]) == 1 else nxt
+                targets.add(tgt)
+        targets = {t for t in targets if t != source}
+        if not targets:
+            break
+        if len(targets) != 1 or not isinstance(nodes[next(iter(targets))], neuron_types):
+            raise ConfigError(f"after '{source}' the NIR graph must continue into exactly one LIF/CubaLIF/LI node, "
+                              f"got {sorted(targets)}")
+        name = targets.pop()
+        node = nodes[name]
+        n_out = int(np.asarray(node.output_type["output"]).prod())
+        W = np.zeros((n_in, n_out))
+        D = np.zeros((n_in, n_out), dtype=np.int64)
+        has_delay = False
+        b = np.zeros(n_out)
+        R = None
+        for p in preds[name]:
+            delay_steps = 0
+            fc = p
+            if isinstance(nodes[p], nir.Delay):
+                (fc,) = preds[p]
+                steps = np.asarray(nodes[p].delay, dtype=np.float64) * 1e3 / dt
+                if np.any(np.abs(steps - np.rint(steps)) > 1e-6) or np.unique(np.rint(steps)).size != 1:
+                    raise ConfigError(f"NIR Delay '{p}' is not one whole number of {dt} ms steps")
+                delay_steps = int(np.rint(steps[0]))
+                has_delay = True
+            wn = nodes[fc]
+            w = np.asarray(wn.weight, dtype=np.float64).T
+            if preds[fc] == [name]:
+                R = w if R is None else R + w
+                continue
+            if preds[fc] != [source]:
+                raise ConfigError(f"NIR weight node '{fc}' must be fed by '{source}' only, got {preds[fc]}")
+            if np.any((W != 0) & (w != 0)):
+                raise ConfigError(f"two NIR branches into '{name}' share a synapse; neurodyn needs one delay per synapse")
+            W += w
+            D[w != 0] = delay_steps
+            if isinstance(wn, nir.Affine):
+                b += np.asarray(wn.bias, dtype=np.float64)
+        model_name, coefs = _neuron_coefs(node, dt, integration)
+        layers.append(_IRLayer(model_name, W, b, coefs, recurrent=R, delay=D if has_delay else None,
+                               quant=({k: _meta(node, f"neurodyn_{k}") for k in _QUANT_KEYS}
+                                      if _meta(node, "neurodyn_scale") is not None else None)))
+        source, n_in = name, n_out
+    if not layers:
+        raise ConfigError("the NIR graph has no LIF/CubaLIF/LI layer after its Input")
+    return layers, dt, integration
+
+
+def _neuron_coefs(node, dt: float, integration: str) -> tuple[str, dict[str, np.ndarray]]:
+    f = lambda a: np.asarray(a, dtype=np.float64).reshape(-1)  # noqa: E731
+    ms = 1e3
+    if isinstance(node, nir.CubaLIF):
+        model, d = "cuba", _decay(f(node.tau_mem) * ms, dt, integration)
+        a = _decay(f(node.tau_syn) * ms, dt, integration)
+        # The synapse's input factor (1 - alpha) w_in is folded into the weights by the caller.
+        coefs = {"alpha_syn": a, "syn_in": (1.0 - a) * f(node.w_in)}
+    elif isinstance(node, nir.LIF):
+        model, d, coefs = "lif", _decay(f(node.tau) * ms, dt, integration), {}
+    else:
+        model, d, coefs = "li", _decay(f(node.tau) * ms, dt, integration), {}
+    coefs.update(decay=d, gain=(1.0 - d) * f(node.r), v_rest=f(node.v_leak))
+    if model != "li":
+        reset = _meta(node, "neurodyn_reset", "zero")
+        if reset not in ("subtract", "zero"):
+            raise ConfigError(f"unknown neurodyn_reset '{reset}' in NIR metadata")
+        coefs.update(threshold=f(node.v_threshold), v_reset=f(node.v_reset),
+                     reset_sub=np.full(d.shape, 1.0 if reset == "subtract" else 0.0))
+    return model, coefs
+
+
+def _close(a: np.ndarray, b, tol: float = 1e-9) -> bool:
+    return bool(np.all(np.abs(np.asarray(a) - b) <= tol * np.maximum(1.0, np.abs(b))))
+
+
+def from_nir(graph, dt: float | None = None, integration: str | None = None) -> nn.Sequential:
+    """An nn.Sequential of neurodyn modules (float64) computing the NIR graph.
+
+    dt (ms) and integration default to the graph's neurodyn metadata.  Input scalings that
+    are not a neurodyn gain (r, w_in) are folded into the weights.  Graphs with delays need
+    ``quantized_from_nir`` (or neurodyn.delays) and raise ConfigError here.
+    """
+    from .. import nn as ndn
+
+    layers, dt, integration = _ir_layers(graph, dt, integration)
+    mods: list[nn.Module] = []
+    for l in layers:
+        if l.delay is not None and l.delay.any():
+            raise ConfigError("the NIR graph has synaptic delays; read it with quantized_from_nir or neurodyn.delays")
+        c = l.coefs
+        d = c["decay"]
+        # Pick the module's input convention that matches the gain exactly; fold the rest.
+        fold = np.ones_like(d)
+        if "syn_in" in c:
+            if not _close(c["syn_in"], 1.0):
+                fold = fold * c["syn_in"]
+        if _close(c["gain"], 1.0 - d):
+            normalize = True
+        elif _close(c["gain"], 1.0):
+            normalize = False
+        else:
+            normalize, fold = True, fold * c["gain"] / (1.0 - d)
+        n_in, n_out = l.weight.shape
+        tau = torch.from_numpy(_tau(d, dt, integration))
+        kw = dict(dt=dt, integration=integration, normalize_input=normalize, v_rest=torch.from_numpy(c["v_rest"]))
+        if l.model_name == "li":
+            nrn = ndn.LI(tau_mem=tau, **kw)
+        else:
+            kw.update(threshold=torch.from_numpy(c["threshold"]), v_reset=torch.from_numpy(c["v_reset"]),
+                      reset="subtract" if c["reset_sub"][0] == 1 else "zero")
+            if l.model_name == "lif":
+                nrn = ndn.LIF(tau_mem=tau, **kw)
+            else:
+                nrn = ndn.CUBALIF(tau_syn=torch.from_numpy(_tau(c["alpha_syn"], dt, integration)), tau_mem=tau, **kw)
+        with torch.no_grad():
+            if l.recurrent is not None:
+                rec = ndn.Recurrent(n_in, n_out, nrn)
+                rec.ff.weight.copy_(torch.from_numpy((l.weight * fold).T))
+                rec.ff.bias.copy_(torch.from_numpy(l.bias * fold))
+                rec.rec.weight.copy_(torch.from_numpy((l.recurrent * fold).T))
+                mods.append(rec.double())
+            else:
+                lin = ndn.Linear(n_in, n_out).double()
+                lin.weight.copy_(torch.from_numpy((l.weight * fold).T))
+                lin.bias.copy_(torch.from_numpy(l.bias * fold))
+                mods += [lin, nrn.double()]
+    return nn.Sequential(*mods).double().eval()
+
+
+def quantized_from_nir(graph) -> QuantizedNetwork:
+    """Rebuild the exact QuantizedNetwork from a graph written by ``to_nir(quantized_network)``."""
+    fields = {k[len("neurodyn_fmt_"):]: v for k, v in (graph.metadata or {}).items() if k.startswith("neurodyn_fmt_")}
+    if not fields:
+        raise ConfigError("the NIR graph carries no neurodyn fixed-point format: quantize(from_nir(graph)) instead")
+    fmt = FixedPointFormat.from_dict(fields)
+    layers, dt, _ = _ir_layers(graph, None, "exact")
+    out = []
+    for i, l in enumerate(layers):
+        if l.quant is None or any(v is None for v in l.quant.values()):
+            raise ConfigError(f"NIR layer {i} lacks neurodyn quantization metadata")
+        s = float(l.quant["scale"])
+        model = get_neuron(l.model_name)
+        c = dict(l.coefs)
+        if "syn_in" in c and not _close(c.pop("syn_in"), 1.0, 1e-6):
+            raise ConfigError(f"NIR layer {i}: w_in does not match a quantized CUBA synapse")
+
+        def mant(a, e):
+            return round_half_away(np.asarray(a) * s / 2.0 ** int(e)).astype(np.int64)
+
+        coefs = {}
+        for name in model.coefs:
+            v = c[name]
+            kind = COEF_KINDS[name]
+            q = v * fmt.one if kind == "fraction" else v * s if kind == "state" else v
+            coefs[name] = round_half_away(q).astype(np.int64)
+        init = tuple(coefs["v_rest"].copy() if st == "v" else np.zeros(l.weight.shape[1], np.int64)
+                     for st in model.states)
+        out.append(QuantizedLayer(
+            model=model, weight=mant(l.weight, l.quant["weight_exp"]), weight_exp=int(l.quant["weight_exp"]),
+            bias=mant(l.bias, l.quant["bias_exp"]), bias_exp=int(l.quant["bias_exp"]), coefs=coefs, init=init,
+            scale=s, threshold_exp=int(l.quant["threshold_exp"]),
+            recurrent=None if l.recurrent is None else mant(l.recurrent, l.quant["recurrent_exp"]),
+            recurrent_exp=int(l.quant["recurrent_exp"]), delay=l.delay))
+    return QuantizedNetwork(out, fmt, dt=dt)
+
+
+def write_nir(obj, path: str | os.PathLike, **kw) -> Path:
+    """Write ``to_nir(obj, **kw)`` (or a NIRGraph) to an HDF5 .nir file atomically."""
+    import tempfile
+
+    _need_nir()
+    graph = obj if isinstance(obj, nir.NIRGraph) else to_nir(obj, **kw)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_nir(path: str | os.PathLike):
+    """Read a NIR file (the graph; turn it into modules with ``from_nir``)."""
+    _need_nir()
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
+    try:
+        return nir.read(path)
+    except Exception as e:  # nir/h5py raise many kinds (OSError, KeyError, ValueError)
+        raise DataFormatError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
+
+
+__all__ = ["from_nir", "quantized_from_nir", "read_nir", "to_nir", "write_nir"]
