@@ -1,17 +1,35 @@
-"""Shared helpers for benchmarks: fair timing, thread control, result tables written atomically."""
+"""Shared helpers for benchmarks: fair timing, thread control, peak memory, machine description,
+and result tables written atomically (markdown + CSV) into ``RESULTS``.
+
+Environment:
+    NEURODYN_BENCH_RESULTS  write tables and plots here instead of benchmarks/results/ (tests use it)
+    NEURODYN_BENCH_TINY     "1": benchmarks shrink to toy sizes (only for the end-to-end test)
+"""
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import io
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("NEURODYN_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+
+# Peers and optional parts whose versions every table records ("not installed" when absent).
+VERSIONED = ("torch", "numba", "numpy", "spikingjelly", "snntorch", "norse", "ncps", "torchdiffeq", "torchode",
+             "nir", "cupy")
+
+
+def tiny() -> bool:
+    """True when the end-to-end test asks for toy sizes (NEURODYN_BENCH_TINY=1)."""
+    return os.environ.get("NEURODYN_BENCH_TINY", "") not in ("", "0")
 
 
 def set_threads(n: int) -> None:
@@ -19,54 +37,210 @@ def set_threads(n: int) -> None:
     import numba
     import torch
     torch.set_num_threads(n)
-    numba.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
-def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
-    """Median wall time of fn() in seconds after warm-up calls (compilation, caches)."""
+def thread_counts() -> str:
+    """The thread counts in effect now, e.g. 'torch 1, numba 1'."""
+    out = []
+    try:
+        import torch
+        out.append(f"torch {torch.get_num_threads()}")
+    except ImportError:
+        pass
+    try:
+        import numba
+        out.append(f"numba {numba.get_num_threads()}")
+    except ImportError:
+        pass
+    return ", ".join(out) or "?"
+
+
+def _sync(device: str | None) -> None:
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+
+
+def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 2, device: str | None = None,
+           budget_s: float | None = None) -> float:
+    """Median wall time of fn() in seconds after warm-up calls (compilation, caches).
+
+    device 'cuda...': synchronize before reading the clock.  budget_s: stop repeating once
+    this much time was spent in timed calls (at least 3 repeats, or ``repeats`` if fewer)."""
     for _ in range(warmup):
         fn()
-    ts = []
+    _sync(device)
+    ts: list[float] = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        _sync(device)
         ts.append(time.perf_counter() - t0)
+        if budget_s is not None and len(ts) >= 3 and sum(ts) > budget_s:
+            break
     return statistics.median(ts)
 
 
+# ----------------------------------------------------------------------------- memory
+
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            m = re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _reset_peak_rss() -> bool:
+    """Linux >= 4.0: writing 5 to /proc/self/clear_refs resets VmHWM (peak RSS) to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc malloc_trim), so that a call's allocations
+    show up as new resident pages instead of reusing pages kept from earlier calls."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def peak_memory_mb(fn: Callable[[], object], device: str | None = None) -> float:
+    """Peak memory that one call of fn() adds, in MiB (NaN if it cannot be measured here).
+
+    CPU: the peak resident set size during the call minus the resident size just before it.
+    The kernel keeps the peak (VmHWM); it is reset right before the call (/proc/self/clear_refs)
+    after freed heap memory is returned to the OS (malloc_trim), so memory that torch, NumPy or
+    Numba allocate during the call counts even when an earlier call had used the same pages.
+    Memory that a library keeps cached across calls (allocated before, still held) is not
+    counted: it is part of the baseline.  CUDA: torch.cuda.max_memory_allocated during the
+    call minus memory_allocated before it (tensors allocated through torch only)."""
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    import gc
+    gc.collect()
+    _trim_heap()
+    base = _status_kb("VmRSS")
+    if base is None or not _reset_peak_rss():
+        return float("nan")
+    fn()
+    peak = _status_kb("VmHWM")
+    return float("nan") if peak is None else max(peak - base, 0) / 1024
+
+
+# ----------------------------------------------------------------------------- machine
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (platform.processor() is often empty on Linux) and core count."""
+    name = None
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
+            name = m.group(1).strip() if m else None
+    return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} logical cores)"
+
+
+def gpu_name() -> str | None:
+    """Name of CUDA device 0, or None when torch sees no GPU."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # a broken CUDA install means no GPU for the benchmarks
+        return None
+    return None
+
+
+def describe_device(device: str = "cpu") -> str:
+    """What ran the measurements: the CPU model, plus the GPU name when device is CUDA."""
+    cpu = cpu_model()
+    if str(device).startswith("cuda"):
+        return f"GPU {gpu_name() or '?'}; host CPU {cpu}"
+    return f"CPU {cpu}"
+
+
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "machine": platform.machine(), "cpu": platform.processor() or "?"}
-    for mod in ("torch", "numba", "spikingjelly", "snntorch", "norse", "ncps"):
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    from importlib import metadata
+    for mod in VERSIONED:
         try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", "?")
-        except Exception:  # a missing peer is reported, not fatal
+            out[mod] = metadata.version(mod if mod != "cupy" else _cupy_dist())
+        except metadata.PackageNotFoundError:  # a missing peer is reported, not fatal
             out[mod] = "not installed"
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _cupy_dist() -> str:
+    from importlib import metadata
+    for d in ("cupy", "cupy-cuda12x", "cupy-cuda11x"):
+        try:
+            metadata.version(d)
+            return d
+        except metadata.PackageNotFoundError:
+            continue
+    return "cupy"
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _atomic_write(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
-def write_table(name: str, rows: list[dict], header: str) -> str:
-    """Write rows as benchmarks/results/<name>.md and .csv; returns the markdown."""
-    cols = list(rows[0].keys())
+def write_table(name: str, rows: list[dict], header: str, *, device: str | None = None,
+                notes: Sequence[str] = (), measured: bool = True) -> str:
+    """Write rows as RESULTS/<name>.md and .csv; returns the markdown.
+
+    Both files record the library versions, the device (``describe_device(device)``, CPU by
+    default) and the torch/Numba thread counts in effect: the markdown in a footer, the CSV as
+    the extra columns ``device``, ``threads`` and ``versions``.  ``notes``: lines printed under
+    the table (caveats a reader needs).  ``measured=False``: figures copied from elsewhere
+    (published results); the footer says so instead of describing this machine."""
+    if not rows:
+        raise ValueError(f"write_table('{name}'): no rows")
+    cols: list[str] = []
+    for r in rows:  # union of keys in first-seen order: rows may differ (missing -> empty)
+        cols += [k for k in r if k not in cols]
+    if measured:
+        dev, thr, vs = describe_device(device or "cpu"), thread_counts(), versions()
+    else:
+        dev, thr, vs = "not measured here (published figures, see the source)", "n/a", {}
     md = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        md.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
-    vs = versions()
-    md += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in vs.items())]
+        md.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+    md.append("")
+    md += [f"Note: {n}" for n in notes]
+    md.append(f"Device: {dev}; threads: {thr}")
+    if vs:
+        md.append("Versions: " + ", ".join(f"{k} {v}" for k, v in vs.items()))
     text = "\n".join(md) + "\n"
     _atomic_write(RESULTS / f"{name}.md", text)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
+    meta = {"device": dev, "threads": thr, "versions": "; ".join(f"{k} {v}" for k, v in vs.items())}
+    w = csv.DictWriter(buf, fieldnames=cols + list(meta))
     w.writeheader()
-    w.writerows(rows)
+    for r in rows:
+        w.writerow({**{c: r.get(c, "") for c in cols}, **meta})
     _atomic_write(RESULTS / f"{name}.csv", buf.getvalue())
     return text
 

@@ -64,6 +64,18 @@ def _info(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(a: argparse.Namespace) -> int:
+    """Forward to the benchmark runner (``python -m benchmarks``) of a source checkout."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        raise ConfigError(f"no benchmarks/ folder next to {root / 'neurodyn'}: run from a source checkout")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.__main__ import main as bench_main
+    return bench_main(a.args)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="neurodyn", description="Spiking / continuous-time network simulator")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -102,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--data", required=True)
     i.add_argument("--bin-us", type=int, default=10_000)
     i.set_defaults(fn=_info)
+    # '+' as prefix: every argument (--quick, --list, names) goes through to the runner untouched.
+    b = sub.add_parser("bench", help="run the benchmark suite (same arguments as python -m benchmarks; "
+                       "neurodyn bench --help)", add_help=False, prefix_chars="+")
+    b.add_argument("args", nargs="*")
+    b.set_defaults(fn=_bench)
     a = p.parse_args(argv)
     try:
         return a.fn(a)
