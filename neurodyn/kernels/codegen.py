@@ -93,8 +93,15 @@ def _decorated(src: str, deco: str = "@_inl") -> str:
 
 def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
                       coef_grads: tuple[bool, ...] | None = None, traj_grads: tuple[bool, ...] | None = None,
-                      dtype: str = "float64") -> str:
+                      dtype: str = "float64", recurrent: bool = False) -> str:
     """Source text of the Numba kernel module for ``model`` with the given surrogate.
+
+    ``recurrent``: the layer also receives its own previous spikes.  The forward takes
+    ``w_rec`` = W^T [N, N] (row j: what neuron j's spike adds to every neuron) and adds those
+    rows for the neurons that fired (events), keeping the total input in ``tr_cur`` [T, B, N];
+    the backward takes ``rec_weight`` = W [N, N] and sends each step's input gradient back
+    into the previous step's output gradient.  The weight gradient is left to the caller (it is a sum over
+    spikes, see ``fused``).
 
     ``coef_grads[k]``: whether the backward kernel accumulates the gradient of coefficient k;
     ``traj_grads[k]``: whether a gradient flows into the trajectory of state k.  Both are
@@ -113,7 +120,10 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     if dtype not in ("float32", "float64"):
         raise ValueError(f"kernel dtype must be float32 or float64, got {dtype!r}")
     parts = [HEADER.format(name=model.name, sg=sg, alpha=a)]
-    parts.append(f"# coefficient gradients: {need_c}; state trajectory gradients: {need_t}; {dtype}\n")
+    parts.append(f"# coefficient gradients: {need_c}; state trajectory gradients: {need_t}; {dtype}; "
+                 f"recurrent: {recurrent}\n")
+    w_arg = "w_rec, " if recurrent else ""
+    cur_arg = ", tr_cur" if recurrent else ""
     parts.append(_typed_prelude(dtype))
     # renamed sg_<name>: a surrogate may share its name with a primitive (sigmoid)
     sg_src = textwrap.dedent(inspect.getsource(SURROGATES[sg])).replace(f"def {sg}(", f"def sg_{sg}(", 1)
@@ -131,7 +141,7 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
 
     fwd = [
         KERNEL_DECO,
-        f"def forward(x, {', '.join(s0)}, {', '.join(cs)}, lengths, out, {', '.join(tr)}):",
+        f"def forward(x, {w_arg}{', '.join(s0)}, {', '.join(cs)}, lengths, out, {', '.join(tr)}{cur_arg}):",
         "    T, B, N = x.shape",
         "    for b in prange(B):",
         "        Tb = lengths[b]",
@@ -139,10 +149,22 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     ]
     for s, p in zip(S, prev):
         fwd.append(f"            {p} = s0_{s}[b] if t == 0 else tr_{s}[t - 1, b]")
-    fwd += [
-        "            xr = x[t, b]",
-        "            outr = out[t, b]",
-    ]
+    if recurrent:
+        fwd += [
+            "            xr = tr_cur[t, b]",
+            "            xr[:] = x[t, b]",
+            "            if t > 0 and t < Tb:",
+            "                sp = out[t - 1, b]",
+            "                for j in range(N):",
+            "                    if sp[j] != 0:",
+            "                        a = sp[j]",
+            "                        row = w_rec[j]",
+            "                        for n in range(N):",
+            "                            xr[n] += a * row[n]",
+        ]
+    else:
+        fwd.append("            xr = x[t, b]")
+    fwd.append("            outr = out[t, b]")
     for s in S:
         fwd.append(f"            r_{s} = tr_{s}[t, b]")
     fwd += [
@@ -168,7 +190,7 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     used_c = [c for c, k in zip(C, need_c) if k]
     bwd = [
         KERNEL_DECO,
-        f"def backward(x, {', '.join(s0)}, {', '.join(cs)}, lengths, {', '.join(tr)}, g_out, "
+        f"def backward(x, {'rec_weight, ' if recurrent else ''}{', '.join(s0)}, {', '.join(cs)}, lengths, {', '.join(tr)}{cur_arg}, g_out, "
         f"{', '.join(g_tr)}, g_x, {', '.join(g_s0)}, {', '.join(g_c)}):",
         "    T, B, N = x.shape",
         "    for b in prange(B):",
@@ -176,13 +198,16 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     ]
     for a_ in adj:
         bwd.append(f"        {a_} = np.zeros(N, dtype=g_x.dtype)")
+    if recurrent:  # gradient reaching out[t] through the recurrent input of step t + 1
+        bwd.append("        g_rec = np.zeros(N, dtype=g_x.dtype)")
     for c in used_c:
         bwd.append(f"        gcr_{c} = g_c_{c}[b]")
         bwd.append(f"        gcr_{c}[:] = 0.0")
     bwd += ["        for t in range(T - 1, -1, -1):"]
     for s, p in zip(S, prev):
         bwd.append(f"            {p} = s0_{s}[b] if t == 0 else tr_{s}[t - 1, b]")
-    bwd += ["            xr = x[t, b]", "            gxr = g_x[t, b]", "            gor = g_out[t, b]"]
+    bwd += [f"            xr = {'tr_cur' if recurrent else 'x'}[t, b]", "            gxr = g_x[t, b]",
+            "            gor = g_out[t, b]"]
     for s, k in zip(S, need_t):
         if k:
             bwd.append(f"            gtr_{s} = g_tr_{s}[t, b]")
@@ -195,7 +220,8 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
         bwd.append(f"                    gs_{s} = {a_}[n] + gtr_{s}[n]" if k else f"                    gs_{s} = {a_}[n]")
     vjp_call = (
         f"{d.step_name}_vjp(xr[n], {', '.join(p + '[n]' for p in prev)}, "
-        f"{', '.join(c + '[n]' for c in cs)}, gor[n], {', '.join('gs_' + s for s in S)})"
+        f"{', '.join(c + '[n]' for c in cs)}, {'gor[n] + g_rec[n]' if recurrent else 'gor[n]'}, "
+        f"{', '.join('gs_' + s for s in S)})"
     )
     bwd.append(f"                    {', '.join(vjp_out)}, = {vjp_call}")
     bwd.append("                    gxr[n] = d_x")
@@ -203,6 +229,18 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
         bwd.append(f"                    {a_}[n] = d_{s}")
     for c in used_c:
         bwd.append(f"                    gcr_{c}[n] += d_{c}")
+    if recurrent:
+        bwd += [
+            # row-adds over rec_weight [n, j] (not dot products over w_rec columns): a float
+            # reduction does not vectorize without reassociation, row-adds do
+            "                if t > 0:",
+            "                    g_rec[:] = 0.0",
+            "                    for n in range(N):",
+            "                        a = gxr[n]",
+            "                        row = rec_weight[n]",
+            "                        for j in range(N):",
+            "                            g_rec[j] += a * row[j]",
+        ]
     for s, a_ in zip(S, adj):
         bwd.append(f"        g_s0_{s}[b, :] = {a_}")
     parts.append("\n".join(bwd) + "\n")
@@ -228,7 +266,8 @@ def _load_module(src: str, stem: str) -> ModuleType:
 @lru_cache(maxsize=None)
 def cpu_kernels(model: NeuronModel, surrogate: str, alpha: float | None,
                 coef_grads: tuple[bool, ...] | None = None, traj_grads: tuple[bool, ...] | None = None,
-                dtype: str = "float64") -> ModuleType:
-    """The compiled (lazily) Numba kernel module for a neuron, surrogate, gradient variant and dtype."""
+                dtype: str = "float64", recurrent: bool = False) -> ModuleType:
+    """The compiled (lazily) Numba kernel module for a neuron, surrogate, gradient variant, dtype and recurrence."""
     sg, a = check_surrogate(surrogate, alpha)
-    return _load_module(render_cpu_module(model, sg, a, coef_grads, traj_grads, dtype), f"{model.name}_{sg}_{dtype}")
+    return _load_module(render_cpu_module(model, sg, a, coef_grads, traj_grads, dtype, recurrent),
+                        f"{model.name}_{sg}_{dtype}{'_rec' if recurrent else ''}")

@@ -22,6 +22,7 @@ import torch
 from ..errors import BackendUnavailableError
 from .codegen import cache_dir
 from .cuda_codegen import render_cuda_module
+from .cupy_backend import _no_recurrence
 
 CXX_FLAGS = ("-O2", "-std=c++14", "-fPIC", "-shared", "-ffp-contract=off", "-x", "c++")
 
@@ -69,10 +70,11 @@ def _suffix(x: torch.Tensor) -> str:
 class HostCudaLauncher:
     """Runs the CUDA kernels' host build on CPU tensors (a test double for ``CupyLauncher``)."""
 
-    def forward(self, model, surrogate, alpha, x, state0, coefs, lengths, out, trajs) -> None:
+    def forward(self, model, surrogate, alpha, recurrent, tensors: Sequence[torch.Tensor]) -> None:
+        _no_recurrence(recurrent)
         lib = host_library(model, surrogate, alpha)
-        _call(getattr(lib, f"forward_{_suffix(x)}_host"), x, [x, *state0, *coefs, lengths, out, *trajs])
+        _call(getattr(lib, f"forward_{_suffix(tensors[0])}_host"), tensors[0], tensors)
 
-    def backward(self, model, surrogate, alpha, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
+    def backward(self, model, surrogate, alpha, recurrent, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
         lib = host_library(model, surrogate, alpha, need_c, need_t)
         _call(getattr(lib, f"backward_{_suffix(tensors[0])}_host"), tensors[0], tensors)

@@ -53,16 +53,23 @@ def _launch(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
 class CupyLauncher:
     """Launches the generated CUDA kernels, one thread per (sample, neuron)."""
 
-    def forward(self, model, surrogate, alpha, x, state0, coefs, lengths, out, trajs) -> None:
-        with torch.cuda.device(x.device):
-            fn = _module(model, surrogate, alpha, None, None).get_function(f"forward_{_suffix(x)}")
-            _launch(fn, x, [x, *state0, *coefs, lengths, out, *trajs])
-
-    def backward(self, model, surrogate, alpha, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
+    def forward(self, model, surrogate, alpha, recurrent, tensors: Sequence[torch.Tensor]) -> None:
         x = tensors[0]
+        _no_recurrence(recurrent)
+        with torch.cuda.device(x.device):
+            _launch(_module(model, surrogate, alpha, None, None).get_function(f"forward_{_suffix(x)}"), x, tensors)
+
+    def backward(self, model, surrogate, alpha, recurrent, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
+        x = tensors[0]
+        _no_recurrence(recurrent)
         with torch.cuda.device(x.device):
             fn = _module(model, surrogate, alpha, need_c, need_t).get_function(f"backward_{_suffix(x)}")
             _launch(fn, x, tensors)
+
+
+def _no_recurrence(recurrent: bool) -> None:
+    if recurrent:  # Recurrent layers on CUDA run the torch reference step (see nn.Recurrent)
+        raise BackendUnavailableError("the cupy backend has no recurrent kernel yet; use backend='torch' on CUDA")
 
 
 CUPY = CupyLauncher()

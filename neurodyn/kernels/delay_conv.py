@@ -21,45 +21,47 @@ from .sparse_linear import to_csr
 
 @numba.njit(parallel=True, cache=True)
 def _conv_events(ptr, idx, val, T, kern, y):
-    # Rows of (ptr, idx, val) are t * B + b.  One sample per thread: no two threads write one y row.
-    B = y.shape[1]
-    K = kern.shape[1]
-    O = kern.shape[2]
+    # kern [I, K*O] (taps flattened), y [B, T*O] (one sample's steps contiguous): an event at
+    # step t adds kern[i, :n] to y[b, t*O : t*O + n], one contiguous, vectorizable run.
+    # Rows of (ptr, idx, val) are t * B + b; one sample per thread, so no two threads write one y row.
+    B = y.shape[0]
+    KO = kern.shape[1]
+    O = y.shape[1] // T
     for b in prange(B):
+        yb = y[b]
         for t in range(T):
             r = t * B + b
-            kmax = min(K, T - t)
+            n = min(KO, (T - t) * O)
             for e in range(ptr[r], ptr[r + 1]):
-                i = idx[e]
+                kr = kern[idx[e]]
                 a = val[e]
-                for k in range(kmax):
-                    yr = y[t + k, b]
-                    kr = kern[i, k]
-                    for o in range(O):
-                        yr[o] += a * kr[o]
+                dst = yb[t * O: t * O + n]
+                for j in range(n):
+                    dst[j] += a * kr[j]
 
 
 @numba.njit(parallel=True, cache=True)
 def _kernel_grad_events(ptr, idx, val, T, gy, gkern, n_blocks):
-    # Parallel over blocks of output columns so that no two threads write one gkern element.
-    B = gy.shape[1]
-    K = gkern.shape[1]
-    O = gkern.shape[2]
+    # gkern [I, K*O] += a * gy[b, t*O : t*O + K*O] for every event (t, b, i, a), gy [B, T*O].
+    # Parallel over blocks of the flattened tap axis so that no two threads write one element.
+    B = gy.shape[0]
+    KO = gkern.shape[1]
+    O = gy.shape[1] // T
     for blk in prange(n_blocks):
-        o0 = blk * O // n_blocks
-        o1 = (blk + 1) * O // n_blocks
+        j0 = blk * KO // n_blocks
+        j1 = (blk + 1) * KO // n_blocks
         for t in range(T):
-            kmax = min(K, T - t)
+            n = min(j1, (T - t) * O) - j0
+            if n <= 0:
+                continue
             for b in range(B):
                 r = t * B + b
+                src = gy[b, t * O + j0: t * O + j0 + n]
                 for e in range(ptr[r], ptr[r + 1]):
-                    i = idx[e]
+                    dst = gkern[idx[e], j0: j0 + n]
                     a = val[e]
-                    for k in range(kmax):
-                        g = gy[t + k, b, o0:o1]
-                        dst = gkern[i, k, o0:o1]
-                        for j in range(g.shape[0]):
-                            dst[j] += a * g[j]
+                    for j in range(n):
+                        dst[j] += a * src[j]
 
 
 def delay_conv_torch(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
@@ -94,12 +96,13 @@ class DelayConvEventFn(torch.autograd.Function):
         T, B, I = x.shape
         xn = x.detach().contiguous().reshape(T * B, I).numpy()
         csr = to_csr(xn)
-        kn = kern.detach().contiguous()
-        y = torch.zeros((T, B, kern.shape[2]), dtype=x.dtype)
+        I, K, O = kern.shape
+        kn = kern.detach().contiguous().reshape(I, K * O)
+        y = torch.zeros((B, T * O), dtype=x.dtype)
         _conv_events(*csr, T, kn.numpy(), y.numpy())
         ctx.csr, ctx.T = csr, T
         ctx.save_for_backward(kern)
-        return y
+        return y.reshape(B, T, O).transpose(0, 1)
 
     @staticmethod
     def backward(ctx, gy):
@@ -109,9 +112,13 @@ class DelayConvEventFn(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = _input_grad(gy, kern.detach())
         if ctx.needs_input_grad[1]:
-            gk = torch.zeros(kern.shape, dtype=gy.dtype)
-            blocks = max(1, min(numba.get_num_threads(), kern.shape[2]))
-            _kernel_grad_events(*ctx.csr, ctx.T, gy.numpy(), gk.numpy(), blocks)
+            I, K, O = kern.shape
+            T, B = gy.shape[0], gy.shape[1]
+            gk = torch.zeros((I, K * O), dtype=gy.dtype)
+            gyb = gy.transpose(0, 1).contiguous().reshape(B, T * O)
+            blocks = max(1, min(numba.get_num_threads(), K * O))
+            _kernel_grad_events(*ctx.csr, ctx.T, gyb.numpy(), gk.numpy(), blocks)
+            gk = gk.reshape(I, K, O)
         return gx, gk
 
 

@@ -93,6 +93,7 @@ def run_neuron(
     surrogate: str = "atan",
     alpha: float | None = None,
     backend: str = "auto",
+    rec_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """Run a neuron layer over all time steps.
 
@@ -101,6 +102,8 @@ def run_neuron(
     lengths: [B] steps each sample runs (the rest cost nothing, output 0, state frozen).
     Returns out [T, B, N] (spikes, or the membrane for non-spiking models) and the state
     trajectories after each step, one [T, B, N] tensor per state variable.
+    rec_weight: [N, N] recurrent weights (``nn.Linear(N, N, bias=False).weight``): step t's
+    input also gets ``out[t-1] @ rec_weight.T`` (a recurrent layer), or None.
     """
     if not isinstance(x, torch.Tensor):
         raise ShapeError(f"input must be a torch.Tensor [T, B, N], got {type(x).__name__}")
@@ -129,4 +132,12 @@ def run_neuron(
         lengths = torch.as_tensor(lengths, device=x.device).to(torch.int64).contiguous()
         if tuple(lengths.shape) != (B,):
             raise ShapeError(f"lengths must be [{B}] (one step count per sample), got {tuple(lengths.shape)}")
-    return _runner(name)(model, x, s0, c, lengths, surrogate, alpha)
+    if rec_weight is not None:
+        if tuple(rec_weight.shape) != (N, N):
+            raise ShapeError(f"recurrent weights must be [{N}, {N}], got {tuple(rec_weight.shape)}")
+        if not model.spiking:
+            raise ConfigError(f"neuron '{model.name}' is not spiking: recurrent input needs spikes")
+        rec_weight = rec_weight.to(x.dtype)
+        if name == "cupy":  # no recurrent CUDA kernel yet: the reference path runs on CUDA too
+            name = "torch"
+    return _runner(name)(model, x, s0, c, lengths, surrogate, alpha, rec_weight)

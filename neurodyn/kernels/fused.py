@@ -1,42 +1,66 @@
 """The autograd Function shared by the fused multi-step backends (Numba on CPU, CuPy on GPU).
 
 A backend only supplies a launcher: how to run its generated ``forward`` and ``backward``
-kernels on torch tensors.  Saving trajectories, picking the kernel variant for the
-gradients autograd asks for and reducing coefficient gradients over the batch happen
+kernels on a list of torch tensors (in the kernels' argument order, see ``codegen``).
+Saving trajectories, picking the kernel variant for the gradients autograd asks for,
+reducing coefficient gradients over the batch and the recurrent weight gradient happen
 here, once for every backend.
 """
 from __future__ import annotations
 
 from typing import Protocol, Sequence
 
+import numba
 import torch
 
 from ..neurons.base import NeuronModel
 
 
 class Launcher(Protocol):
-    """Runs one backend's generated kernels on torch tensors (shapes as in ``codegen``)."""
+    """Runs one backend's generated kernels on torch tensors."""
 
-    def forward(self, model: NeuronModel, surrogate: str, alpha: float | None, x: torch.Tensor,
-                state0: Sequence[torch.Tensor], coefs: Sequence[torch.Tensor], lengths: torch.Tensor,
-                out: torch.Tensor, trajs: Sequence[torch.Tensor]) -> None: ...
+    def forward(self, model: NeuronModel, surrogate: str, alpha: float | None, recurrent: bool,
+                tensors: Sequence[torch.Tensor]) -> None: ...
 
-    def backward(self, model: NeuronModel, surrogate: str, alpha: float | None, need_c: tuple[bool, ...],
-                 need_t: tuple[bool, ...], tensors: Sequence[torch.Tensor]) -> None: ...
+    def backward(self, model: NeuronModel, surrogate: str, alpha: float | None, recurrent: bool,
+                 need_c: tuple[bool, ...], need_t: tuple[bool, ...], tensors: Sequence[torch.Tensor]) -> None: ...
+
+
+def _recurrent_weight_grad(out: torch.Tensor, g_cur: torch.Tensor) -> torch.Tensor:
+    """dL/dW [N, N] of cur[t] += W s[t-1]: sum over t, b of g_cur[t] s[t-1]^T, over the spikes only."""
+    from .sparse_linear import _csr_weight_grad, to_csr
+    T, B, N = out.shape
+    gw_t = torch.zeros((N, N), dtype=out.dtype)
+    if T > 1:
+        csr = to_csr(out[:-1].reshape(-1, N).numpy())
+        _csr_weight_grad(*csr, g_cur[1:].reshape(-1, N).numpy(), gw_t.numpy(), max(1, min(numba.get_num_threads(), N)))
+    return gw_t.t()
 
 
 class FusedNeuronFn(torch.autograd.Function):
-    """out, *trajectories = neuron over all T steps; args: launcher, model, surrogate, alpha, lengths, x, *s0, *coefs."""
+    """out, *trajectories = neuron over all T steps.
+
+    Arguments: launcher, model, surrogate, alpha, lengths, x [T, B, N], rec_weight ([N, N] or
+    None: input of neuron n gets ``rec_weight[n, j]`` for each spike of neuron j last step),
+    *state0 ([B, N] each), *coefs ([N] each).
+    """
 
     @staticmethod
-    def forward(ctx, launcher, model, surrogate, alpha, lengths, x, *rest):  # noqa: D401
+    def forward(ctx, launcher, model, surrogate, alpha, lengths, x, rec_weight, *rest):  # noqa: D401
         S = len(model.states)
         state0, coefs = rest[:S], rest[S:]
+        rec = rec_weight is not None
         out = torch.empty_like(x)
         trajs = tuple(torch.empty_like(x) for _ in range(S))
-        launcher.forward(model, surrogate, alpha, x, state0, coefs, lengths, out, trajs)
-        ctx.launcher, ctx.model, ctx.surrogate, ctx.alpha = launcher, model, surrogate, alpha
-        ctx.save_for_backward(lengths, x, *state0, *coefs, *trajs)
+        if rec:
+            cur = torch.empty_like(x)  # total input per step (feed-forward + recurrent)
+            launcher.forward(model, surrogate, alpha, True,
+                             [x, rec_weight.t().contiguous(), *state0, *coefs, lengths, out, *trajs, cur])
+            ctx.save_for_backward(lengths, x, rec_weight, *state0, *coefs, *trajs, cur, out)
+        else:
+            launcher.forward(model, surrogate, alpha, False, [x, *state0, *coefs, lengths, out, *trajs])
+            ctx.save_for_backward(lengths, x, *state0, *coefs, *trajs)
+        ctx.launcher, ctx.model, ctx.surrogate, ctx.alpha, ctx.rec = launcher, model, surrogate, alpha, rec
         ctx.mark_non_differentiable(lengths)
         # Unused trajectories get None, not materialised zeros [T, B, N] (a large fill per call).
         ctx.set_materialize_grads(False)
@@ -44,14 +68,17 @@ class FusedNeuronFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_out, *g_trajs):
-        model = ctx.model
+        model, rec = ctx.model, ctx.rec
         S, C = len(model.states), len(model.coefs)
-        lengths, x, *rest = ctx.saved_tensors
-        state0, coefs, trajs = rest[:S], rest[S:S + C], rest[S + C:]
+        saved = list(ctx.saved_tensors)
+        lengths, x = saved[0], saved[1]
+        w = saved[2] if rec else None
+        rest = saved[3:] if rec else saved[2:]
+        state0, coefs, trajs = rest[:S], rest[S:S + C], rest[S + C:S + C + S]
         T, B, N = x.shape
         if g_out is None:
             g_out = torch.zeros_like(x)
-        first_coef = 6 + S  # position of the first coefficient among forward's inputs
+        first_coef = 7 + S  # position of the first coefficient among forward's inputs
         need_c = tuple(bool(ctx.needs_input_grad[first_coef + k]) for k in range(C))
         need_t = tuple(g is not None for g in g_trajs)
         # Unused gradient buffers are passed as tiny dummies the kernel variant never touches.
@@ -61,16 +88,23 @@ class FusedNeuronFn(torch.autograd.Function):
         g_x = torch.empty_like(x)
         g_s0 = [torch.empty((B, N), dtype=x.dtype, device=x.device) for _ in range(S)]
         g_c = [torch.empty((B, N), dtype=x.dtype, device=x.device) if k else dummy2 for k in need_c]
-        tensors = [x, *state0, *coefs, lengths, *trajs, g_out.contiguous(), *g_trs, g_x, *g_s0, *g_c]
-        ctx.launcher.backward(model, ctx.surrogate, ctx.alpha, need_c, need_t, tensors)
+        head = [x, w.contiguous(), *state0, *coefs, lengths, *trajs, rest[-2]] if rec else \
+            [x, *state0, *coefs, lengths, *trajs]
+        ctx.launcher.backward(model, ctx.surrogate, ctx.alpha, rec, need_c, need_t,
+                              head + [g_out.contiguous(), *g_trs, g_x, *g_s0, *g_c])
+        g_w = _recurrent_weight_grad(rest[-1], g_x) if rec and ctx.needs_input_grad[6] else None
         g_coefs = [g.sum(0) if k else None for k, g in zip(need_c, g_c)]
-        g_state = [g if ctx.needs_input_grad[6 + k] else None for k, g in enumerate(g_s0)]
-        return (None, None, None, None, None, g_x if ctx.needs_input_grad[5] else None, *g_state, *g_coefs)
+        g_state = [g if ctx.needs_input_grad[7 + k] else None for k, g in enumerate(g_s0)]
+        return (None, None, None, None, None, g_x if ctx.needs_input_grad[5] else None, g_w, *g_state, *g_coefs)
 
 
 def run_fused(launcher: Launcher, model: NeuronModel, x: torch.Tensor, state0: tuple[torch.Tensor, ...],
               coefs: tuple[torch.Tensor, ...], lengths: torch.Tensor, surrogate: str,
-              alpha: float | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Same contract as ``reference.run_reference``; all T steps run inside one kernel call."""
-    out, *trajs = FusedNeuronFn.apply(launcher, model, surrogate, alpha, lengths, x, *state0, *coefs)
+              alpha: float | None, rec_weight: torch.Tensor | None = None,
+              ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Same contract as ``reference.run_reference``; all T steps run inside one kernel call.
+
+    ``rec_weight`` [N, N]: recurrent weights (as ``nn.Linear(N, N).weight``), or None.
+    """
+    out, *trajs = FusedNeuronFn.apply(launcher, model, surrogate, alpha, lengths, x, rec_weight, *state0, *coefs)
     return out, tuple(trajs)

@@ -15,14 +15,13 @@ def _dtype(x: torch.Tensor) -> str:
 class NumbaLauncher:
     """Calls the Numba kernels on the numpy views of CPU tensors (no copies)."""
 
-    def forward(self, model, surrogate, alpha, x, state0, coefs, lengths, out, trajs) -> None:
-        kern = cpu_kernels(model, surrogate, alpha, dtype=_dtype(x))
-        kern.forward(x.numpy(), *(s.numpy() for s in state0), *(c.numpy() for c in coefs),
-                     lengths.numpy(), out.numpy(), *(t.numpy() for t in trajs))
+    def forward(self, model, surrogate, alpha, recurrent, tensors: Sequence[torch.Tensor]) -> None:
+        kern = cpu_kernels(model, surrogate, alpha, dtype=_dtype(tensors[0]), recurrent=recurrent)
+        kern.forward(*(t.numpy() for t in tensors))
 
-    def backward(self, model, surrogate, alpha, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
+    def backward(self, model, surrogate, alpha, recurrent, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
         # One kernel variant per gradient pattern: unused parts of the VJP are not computed.
-        kern = cpu_kernels(model, surrogate, alpha, need_c, need_t, _dtype(tensors[0]))
+        kern = cpu_kernels(model, surrogate, alpha, need_c, need_t, _dtype(tensors[0]), recurrent)
         kern.backward(*(t.numpy() for t in tensors))
 
 

@@ -28,10 +28,12 @@ def run_reference(
     lengths: torch.Tensor,
     surrogate: str,
     alpha: float | None,
+    rec_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """Run ``model`` over x [T, B, N]; returns out [T, B, N] and state trajectories ([T, B, N], ...).
 
     Steps t >= lengths[b] output 0 and keep the state (the per-sample active mask).
+    ``rec_weight`` [N, N]: the input of step t also gets ``out[t-1] @ rec_weight.T``.
     """
     step = torch_step(model, surrogate, alpha)
     T = x.shape[0]
@@ -39,7 +41,8 @@ def run_reference(
     full = bool((lengths >= T).all())
     outs, trajs = [], [[] for _ in state]
     for t in range(T):
-        o, *new = step(x[t], *state, *coefs)
+        inp = x[t] if rec_weight is None or t == 0 else x[t] + outs[-1] @ rec_weight.t()
+        o, *new = step(inp, *state, *coefs)
         if not full:
             m = (t < lengths).to(x.dtype)[:, None]
             o = o * m

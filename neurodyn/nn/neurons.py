@@ -69,8 +69,12 @@ class SpikingNeuron(nn.Module):
         self.state = None
 
     def run(self, x: torch.Tensor, state0: tuple[torch.Tensor, ...] | None = None,
-            lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Run over x [T, B, ...]; returns (out [T, B, ...], state trajectories [T, B, ...] each)."""
+            lengths: torch.Tensor | None = None,
+            rec_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Run over x [T, B, ...]; returns (out [T, B, ...], state trajectories [T, B, ...] each).
+
+        rec_weight [N, N]: recurrent weights (see ``kernels.run_neuron``), used by ``Recurrent``.
+        """
         if not isinstance(x, torch.Tensor) or x.dim() < 3:
             raise ShapeError(f"{type(self).__name__} expects a multi-step input [T, B, ...], got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
@@ -86,7 +90,8 @@ class SpikingNeuron(nn.Module):
             state0 = tuple(s.reshape(B, n) for s in state0)
         coefs = tuple(c.to(x3.dtype) for c in self.coefficients())
         out, trajs = run_neuron(self.model, x3, coefs, state0=state0, lengths=lengths,
-                                surrogate=self.surrogate, alpha=self.alpha, backend=self.backend)
+                                surrogate=self.surrogate, alpha=self.alpha, backend=self.backend,
+                                rec_weight=rec_weight)
         if self.stateful:
             self.state = tuple(tr[-1].detach() for tr in trajs)
         return out.reshape(x.shape), tuple(tr.reshape(x.shape) for tr in trajs)

@@ -1,9 +1,10 @@
 """A recurrent spiking layer: feed-forward Linear + recurrent Linear (no bias) + a neuron.
 
-Training runs the neuron's derived step (torch reference) in a loop over time, since
-the recurrence couples neurons within a step; the feed-forward part is one call for
-all T (event-driven when the input is sparse).  Inference in ``core.Network`` adds the
-recurrent weight rows of last step's spikes.
+The feed-forward part is one call for all T (event-driven when the input is sparse);
+the neuron and its recurrence then run in one fused kernel for all T on CPU (Numba: the
+weight rows of last step's spikes are added, the backward sends input gradients back
+through the weights), or the reference step loop (torch backend, CUDA).  Inference in
+``core.Network`` adds the recurrent weight rows of last step's spikes the same way.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from ..kernels.reference import torch_step
 from .linear import Linear
 from .neurons import SpikingNeuron
 
@@ -30,20 +30,4 @@ class Recurrent(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.ff.in_features:
             raise ShapeError(f"Recurrent expects [T, B, {self.ff.in_features}], got {tuple(x.shape)}")
-        cur = self.ff(x)
-        T, B, N = cur.shape
-        nrn = self.neuron
-        step = torch_step(nrn.model, nrn.surrogate, nrn.alpha)
-        coefs = tuple(c.to(cur.dtype) for c in nrn.coefficients())
-        state = nrn.initial_state(B, N, cur)
-        s = torch.zeros((B, N), dtype=cur.dtype)
-        outs = []
-        for t in range(T):
-            o, *new = step(cur[t] + self.rec(s), *state, *coefs)
-            if lengths is not None:
-                m = (t < lengths).to(cur.dtype)[:, None]
-                o = o * m
-                new = [m * n + (1 - m) * st for n, st in zip(new, state)]
-            outs.append(o)
-            state, s = tuple(new), o
-        return torch.stack(outs)
+        return self.neuron.run(self.ff(x), lengths=lengths, rec_weight=self.rec.weight)[0]
