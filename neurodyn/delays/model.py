@@ -4,13 +4,12 @@ Per hidden layer: DelayedLinear -> BatchNorm -> LIF -> dropout (mask shared over
 readout: DelayedLinear -> leaky integrator.  The defaults are the paper's SHD recipe
 (``configs/shd_delays.toml``): 2 x 256 LIF with tau 10.05 ms (SpikingJelly's Euler step,
 no input scaling, hard reset), ATan surrogate (alpha 5), delays up to 250 ms, kernel width
-from max_delay / 2 down to 0.23 steps over the first quarter of the epochs, dropout 0.4,
+from max_delay / 2 down to 0.23 steps over the first quarter of the 150 epochs, dropout 0.4,
 batch norm, no bias, delays learning 100x faster than weights.  ``delays = false`` builds
 the same network with plain Linear layers (the baseline).
 
-The kernel width follows the epochs through two hooks a training loop calls:
-``on_epoch_end(epoch, epochs)`` after every epoch and ``on_train_end()`` (rounds the delays
-to integer steps) when training is over.
+The kernel width follows the epochs (see ``DelaySNN``); ``on_train_end()`` (or
+``nn.delays.round_delays``) rounds the delays to integer steps when training is over.
 """
 from __future__ import annotations
 
@@ -39,37 +38,71 @@ class TimeSharedDropout(nn.Dropout):
 class DelaySNN(nn.Sequential):
     """nn.Sequential of delayed spiking layers that carries its kernel-width schedule.
 
-    sigma_init / sigma_final in steps; sigma_decay_epochs: epochs of the decay (0: a quarter of
-    the ``epochs`` the trainer reports, as in the paper).
+    sigma_init / sigma_final in steps, exponential decay over ``sigma_decay_epochs`` epochs
+    (``nn.delays.sigma_at``).  The epoch count comes from the hook ``on_epoch_end(epoch)``
+    when the training loop calls it.  A loop that does not is followed on its own: a training
+    batch that comes after an evaluation (an eval-mode forward) starts a new epoch, which is
+    what a loop that evaluates after every epoch does.  The count and the last mode travel
+    in ``state_dict`` so a resumed run continues the schedule.
     """
 
     def __init__(self, layers: list[nn.Module], sigma_init: float, sigma_final: float,
-                 sigma_decay_epochs: int = 0) -> None:
+                 sigma_decay_epochs: int) -> None:
         super().__init__(*layers)
-        if sigma_decay_epochs < 0:
-            raise ConfigError(f"sigma_decay_epochs must be >= 0 (0: a quarter of the epochs), got {sigma_decay_epochs}")
-        sigma_at(0, sigma_init, sigma_final, 1)  # validates the widths
+        sigma_at(0, sigma_init, sigma_final, sigma_decay_epochs)  # validates
         self.sigma_init, self.sigma_final = float(sigma_init), float(sigma_final)
         self.sigma_decay_epochs = int(sigma_decay_epochs)
-        set_sigma(self, self.sigma_init)
+        self.epochs_done = 0
+        self._hooked = False          # on_epoch_end was called: no automatic epoch counting
+        self._trained = False         # a training batch has run
+        self._evaluated = False       # an evaluation ran since the last training batch
+        self._apply()
 
-    def on_epoch_end(self, epoch: int, epochs: int) -> float:
-        """Training-loop hook after ``epoch`` (1-based) of ``epochs``: set the width for the next one."""
-        decay = self.sigma_decay_epochs or max(1, epochs // 4)
-        sigma = sigma_at(epoch, self.sigma_init, self.sigma_final, decay)
+    def _apply(self) -> None:
+        sigma = sigma_at(self.epochs_done, self.sigma_init, self.sigma_final, self.sigma_decay_epochs)
         for m in delayed_layers(self):
             if not m.rounded:
                 m.set_sigma(sigma)
-        return sigma
+
+    @property
+    def sigma(self) -> float:
+        """Kernel width in force (steps)."""
+        return sigma_at(self.epochs_done, self.sigma_init, self.sigma_final, self.sigma_decay_epochs)
+
+    def on_epoch_end(self, epoch: int) -> float:
+        """Training-loop hook after ``epoch`` (1-based) epochs: set the width for the next one."""
+        self._hooked = True
+        self.epochs_done = int(epoch)
+        self._apply()
+        return self.sigma
 
     def on_train_end(self) -> None:
         """Training-loop hook when training is over: round the delays to integer steps."""
         round_delays(self)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            if not self._hooked and self._trained and self._evaluated:
+                self.epochs_done += 1
+                self._apply()
+            self._trained, self._evaluated = True, False
+        else:
+            self._evaluated = True
+        return super().forward(x)
+
+    def get_extra_state(self) -> dict:
+        return {"epochs_done": self.epochs_done, "hooked": self._hooked, "trained": self._trained,
+                "evaluated": self._evaluated}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.epochs_done = int(state["epochs_done"])
+        self._hooked, self._trained = bool(state["hooked"]), bool(state["trained"])
+        self._evaluated = bool(state["evaluated"])
+
 
 def delay_snn(in_features: int, hidden: list[int], n_classes: int, dt_ms: float = 1.0, delays: bool = True,
               max_delay_ms: float = 250.0, sigma_init: float = 0.0, sigma_final: float = 0.23,
-              sigma_decay_epochs: int = 0, delay_lr_scale: float = 100.0, readout_delays: bool = True,
+              sigma_decay_epochs: int = 37, delay_lr_scale: float = 100.0, readout_delays: bool = True,
               neuron: str = "lif", tau_mem: float = 10.05, tau_out: float = 10.05, threshold: float = 1.0,
               integration: str = "euler", normalize_input: bool = False, reset: str = "zero",
               surrogate: str = "atan", alpha: float = 5.0, dropout: float = 0.4, batchnorm: bool = True,
@@ -122,7 +155,7 @@ def delay_snn(in_features: int, hidden: list[int], n_classes: int, dt_ms: float 
 
 DELAY_DEFAULTS: dict[str, Any] = {
     "hidden": [256, 256], "delays": True, "max_delay_ms": 250.0, "sigma_init": 0.0, "sigma_final": 0.23,
-    "sigma_decay_epochs": 0, "delay_lr_scale": 100.0, "readout_delays": True, "neuron": "lif",
+    "sigma_decay_epochs": 37, "delay_lr_scale": 100.0, "readout_delays": True, "neuron": "lif",
     "tau_mem": 10.05, "tau_out": 10.05, "threshold": 1.0, "integration": "euler", "normalize_input": False,
     "reset": "zero", "surrogate": "atan", "alpha": 5.0, "dropout": 0.4, "batchnorm": True, "bias": False,
 }
