@@ -8,11 +8,11 @@ through per-synapse ring buffers.  Importing this package registers the trainer 
 from ..nn.delays import (DelayedLinear, SigmaSchedule, delayed_layers, gaussian_taps, round_delays, set_sigma,
                          shift_add, sigma_at)
 from ..train.models import register_model
-from .model import DELAY_DEFAULTS, DelaySNN, TimeSharedDropout, build_delay_model, delay_snn
+from .model import DELAY_DEFAULTS, DelaySNN, TimeSharedDropout, build_delay_model, delay_snn, fold_batchnorm
 from .plots import plot_delay_histograms
 
 register_model("delays", build_delay_model, DELAY_DEFAULTS)
 
 __all__ = ["DELAY_DEFAULTS", "DelaySNN", "DelayedLinear", "SigmaSchedule", "TimeSharedDropout", "build_delay_model",
-           "delay_snn", "delayed_layers", "gaussian_taps", "plot_delay_histograms", "round_delays", "set_sigma",
+           "delay_snn", "delayed_layers", "fold_batchnorm", "gaussian_taps", "plot_delay_histograms", "round_delays", "set_sigma",
            "shift_add", "sigma_at"]

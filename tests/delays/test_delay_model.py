@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import neurodyn.nn as ndn
-from neurodyn.delays import DelaySNN, TimeSharedDropout, delay_snn, plot_delay_histograms
+from neurodyn.delays import DelaySNN, TimeSharedDropout, delay_snn, fold_batchnorm, plot_delay_histograms
 from neurodyn.errors import ConfigError
 from neurodyn.nn.delays import DelayedLinear, delayed_layers
 from neurodyn.train.config import load_config
@@ -102,3 +102,29 @@ def test_delay_histogram_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     with pytest.raises(ConfigError, match="no DelayedLinear"):
         plot_delay_histograms(nn.Sequential(ndn.Linear(2, 2)), tmp_path / "x.png")
+
+
+def test_batchnorm_folds_into_the_delayed_connection():
+    torch.manual_seed(4)
+    net = delay_snn(10, [8, 8], 3, dt_ms=1.0, max_delay_ms=6.0, sigma_decay_epochs=2, tau_mem=3.0,
+                    integration="exact").double()
+    x = (torch.rand(30, 16, 10) < 0.3).double()
+    net.train()
+    for _ in range(3):
+        net(x)  # running statistics that differ from the initial (0, 1)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.5, 0.5)
+    net.on_train_end()
+    net.eval()
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, ndn.MultiStep) for m in folded)
+    with torch.no_grad():
+        ref, got = net(x), folded(x)
+        assert net[2](net[1](net[0](x))).sum() > 10  # hidden spikes happen
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    assert all(m.rounded for m in delayed_layers(folded))
+    with pytest.raises(ConfigError, match="must follow"):
+        fold_batchnorm(nn.Sequential(ndn.MultiStep(nn.BatchNorm1d(3))))
