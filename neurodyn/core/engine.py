@@ -9,8 +9,8 @@ previous step).  Non-spiking layers (LI readouts) pass their full output densely
 neuron updates call the same derived step functions as the training kernels.
 
 Early exit (``exit_code`` > 0): after every step the kernel adds the readout (last layer's
-output) to a float64 running sum, evaluates the chosen confidence measure of the running
-mean (``inference.confidence``, compiled in from its one definition) and ends the sample's
+output) to a float64 running sum, evaluates the chosen confidence measure of the evidence
+sum / t**gamma (``inference.confidence``, compiled in from its one definition) and ends the sample's
 time loop at the first step >= ``min_steps`` whose confidence is > ``threshold``.  The
 sample's steps run, frozen prediction (argmax of the running sum) and last confidence are
 written to ``stop``, ``pred`` and ``conf``; outputs after the stop step stay 0.  With
@@ -51,7 +51,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
         args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
         args += [f"rec{li_}", f"cnt{li_}"]
-    args += ["record", "out", "exit_code", "threshold", "min_steps", "log_n", "stop", "pred", "conf", "conf_rec"]
+    args += ["record", "out", "exit_code", "threshold", "min_steps", "gamma", "log_n", "stop", "pred", "conf", "conf_rec"]
     L = len(signature)
     last = L - 1
     body = [
@@ -135,7 +135,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
     # Per-sample exit: once the running evidence is confident the sample's loop ends, so
     # it costs nothing more; its prediction is frozen at this step.
     body.append(f"{ind2}if exit_code != 0:")
-    body.append(f"{ind3}z1, z2, S, Q, k1 = softmax_stats(acc, t + 1.0)")
+    body.append(f"{ind3}z1, z2, S, Q, k1 = softmax_stats(acc, (t + 1.0) ** gamma)")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
         body.append(f"{ind3}{kw} exit_code == {code}:")

@@ -186,7 +186,8 @@ class Network:
         ee = early_exit
         conf_rec = np.zeros((T, B) if (record and ee is not None) else (1, 1), dtype=np.float64)
         args += [record, out, ee.code if ee is not None else 0, float(ee.threshold) if ee is not None else 1.0,
-                 ee.min_steps if ee is not None else 1, float(np.log(max(n_out, 2))), stop, pred, conf, conf_rec]
+                 ee.min_steps if ee is not None else 1, float(ee.gamma) if ee is not None else 1.0,
+                 float(np.log(max(n_out, 2))), stop, pred, conf, conf_rec]
         kern.run_network(*args)
         return NetworkResult(out=torch.from_numpy(out), counts=[torch.from_numpy(c) for c in cnts],
                              steps=torch.from_numpy(stop),

@@ -6,28 +6,38 @@ Method (deterministic, no tuning knobs beyond the target):
    data: a trained network is over-confident on what it has seen) and record the readout.
 2. From that run, compute for every distinct threshold in [0, 1] the calibration accuracy
    and mean timesteps of the exit rule exactly (``curves.threshold_sweep``).
-3. A threshold is *admissible* when its accuracy loss against the full-length run on the
-   same data is at most ``max_loss`` (a fraction: 0.005 = 0.5 points).  ``rule="net"``
-   counts the loss as the accuracy difference (samples made wrong minus samples made
-   right); ``rule="harm"`` counts only samples that were right at full length and are made
-   wrong (stricter: gains do not pay for losses).
+3. A threshold is *admissible* when an upper confidence bound of its accuracy loss
+   against the full-length run is at most ``max_loss`` (a fraction: 0.005 = 0.5 points).
+   ``rule="net"`` measures the loss as the accuracy difference: per sample d = 1 if the
+   exit makes a right answer wrong, -1 if it makes a wrong one right, else 0; the bound is
+   mean(d) + z * std(d) / sqrt(N) with z the one-sided normal quantile of
+   ``confidence_level`` (0.95: z = 1.645), so the target holds on new data from the same
+   distribution with about that probability rather than only on the calibration set.
+   ``rule="harm"`` counts only samples made wrong (gains do not pay for losses), with the
+   same kind of bound.  ``confidence_level=0.5`` (z = 0) uses the plain calibration loss.
 4. The chosen threshold is the lowest one from which *every* higher threshold is also
    admissible.  Mean timesteps never decrease as the threshold rises, but accuracy is not
    monotone; this guard keeps the choice away from an admissible point that is only a
-   lucky dip between inadmissible ones, which would not carry over to new data.
+   lucky dip between inadmissible ones.
 
-Threshold 1.0 (never exit early) is always admissible, so calibration always succeeds; it
-returns 1.0 when no earlier exit meets the target.
+5. With several evidence exponents ``gamma`` (see ``confidence``), steps 2-4 run for each
+   and the one whose threshold gives the fewest calibration mean timesteps is kept.
+
+Threshold 1.0 (never exit early) has zero loss and is always admissible, so calibration
+always succeeds; it returns 1.0 when no earlier exit meets the target.  Small calibration
+sets give wide bounds and so cautious thresholds: that is the price of the guarantee.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .confidence import check_measure, confidence_trace
+from .confidence import check_gamma, check_measure, confidence_trace
 from .curves import threshold_sweep
 
 
@@ -37,9 +47,11 @@ class Calibration:
 
     threshold: float
     measure: str
+    gamma: float
     min_steps: int
     max_loss: float
     rule: str
+    confidence_level: float
     accuracy: float
     full_accuracy: float
     mean_steps: float
@@ -55,30 +67,55 @@ RULES = ("net", "harm")
 
 def calibrate_from_trace(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor,
                          max_loss: float = 0.005, min_steps: int = 1, rule: str = "net",
-                         measure: str = "max_softmax") -> Calibration:
-    """Calibrate from recorded traces conf, pred [T, B] (of ``measure``), labels y [B], lengths [B]."""
+                         measure: str = "max_softmax", confidence_level: float = 0.95,
+                         gamma: float = 1.0) -> Calibration:
+    """Calibrate from recorded traces conf, pred [T, B] (of ``measure`` and ``gamma``), labels y [B], lengths [B]."""
     if not (0.0 <= max_loss <= 1.0):
         raise ConfigError(f"max_loss is a fraction of samples in [0, 1] (0.005 = 0.5 points), got {max_loss!r}")
     if rule not in RULES:
         raise ConfigError(f"unknown calibration rule '{rule}'; choose one of {RULES}")
+    if not (0.5 <= confidence_level < 1.0):
+        raise ConfigError(f"confidence_level must lie in [0.5, 1), got {confidence_level!r}")
     curve = threshold_sweep(conf, pred, y, lengths, min_steps)
     full_acc = float(curve.accuracy[-1])
-    loss = full_acc - curve.accuracy if rule == "net" else curve.harm_rate
-    ok = loss <= max_loss + 1e-12
+    harm = curve.harm_rate
+    if rule == "net":
+        gain = curve.accuracy - full_acc + harm
+        loss, second = harm - gain, harm + gain  # mean of d and of d**2
+    else:
+        loss, second = harm, harm
+    n = max(int(y.shape[0]), 1)
+    z = NormalDist().inv_cdf(confidence_level)
+    bound = loss + z * np.sqrt(np.clip(second - loss**2, 0.0, None) / n)
+    ok = bound <= max_loss + 1e-12
     bad = np.nonzero(~ok)[0]
     k = int(bad.max()) + 1 if bad.size else 0
-    return Calibration(threshold=float(curve.param[k]), measure=measure, min_steps=min_steps, max_loss=max_loss,
-                       rule=rule, accuracy=float(curve.accuracy[k]), full_accuracy=full_acc,
+    return Calibration(threshold=float(curve.param[k]), measure=measure, gamma=float(gamma), min_steps=min_steps,
+                       max_loss=max_loss,
+                       rule=rule, confidence_level=confidence_level, accuracy=float(curve.accuracy[k]),
+                       full_accuracy=full_acc,
                        mean_steps=float(curve.mean_steps[k]), full_mean_steps=float(curve.mean_steps[-1]),
                        n_samples=int(y.shape[0]))
 
 
 def calibrate_threshold(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, max_loss: float = 0.005,
-                        measure: str = "max_softmax", min_steps: int = 1, rule: str = "net") -> Calibration:
-    """Calibrate from a recorded full-length readout v [T, B, C] of held-out data, labels y [B], lengths [B]."""
-    conf, pred = confidence_trace(v, check_measure(measure))
-    return calibrate_from_trace(conf, pred, y, lengths, max_loss=max_loss, min_steps=min_steps, rule=rule,
-                                measure=measure)
+                        measure: str = "max_softmax", min_steps: int = 1, rule: str = "net",
+                        confidence_level: float = 0.95, gamma: float | Sequence[float] = 1.0) -> Calibration:
+    """Calibrate from a recorded full-length readout v [T, B, C] of held-out data, labels y [B], lengths [B].
+
+    gamma: the evidence exponent, or several to choose from (step 5 of the method).
+    """
+    gammas = [gamma] if isinstance(gamma, (int, float)) else list(gamma)
+    if not gammas:
+        raise ConfigError("give at least one evidence exponent gamma")
+    best = None
+    for g in gammas:
+        conf, pred = confidence_trace(v, check_measure(measure), check_gamma(g))
+        cal = calibrate_from_trace(conf, pred, y, lengths, max_loss=max_loss, min_steps=min_steps, rule=rule,
+                                   measure=measure, confidence_level=confidence_level, gamma=g)
+        if best is None or cal.mean_steps < best.mean_steps:
+            best = cal
+    return best
 
 
 __all__ = ["Calibration", "RULES", "calibrate_threshold", "calibrate_from_trace"]

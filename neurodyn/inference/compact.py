@@ -126,7 +126,7 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
             cs = cs + acc[None]
         acc = cs[-1]
         tt = torch.arange(t0, t1)[:, None]
-        z = cs / (tt + 1).to(torch.float64)[..., None]
+        z = cs / ((tt + 1).to(torch.float64) ** early_exit.gamma)[..., None]
         c = confidence(z, early_exit.measure)
         L = lengths[rows][None, :]
         hit = (c > early_exit.threshold) & (tt + 1 >= early_exit.min_steps) & (tt < L)
@@ -136,7 +136,7 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
         idx = torch.nonzero(newly).squeeze(1)
         r = rows[idx]
         f = first[idx]
-        steps[r] = f + 1
+        steps[r] = t0 + f + 1
         pred[r] = z[f, idx].argmax(-1)
         conf[r] = c[f, idx]
         done[r] = True

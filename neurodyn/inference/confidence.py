@@ -1,10 +1,14 @@
 """Confidence of a classifier's running evidence, defined once for the event core and torch.
 
-At step t (1-based) of a sample the evidence is the running mean of the readout,
-``z_t = (1/t) sum_{s<=t} v_s`` ([C] logits: exactly what the trainer's ``readout_logits``
-predicts from if the sample ends at t).  Every measure is a straight-line function of the
-statistics of z (computed by ``softmax_stats``, a loop the Numba kernel inlines, or by
-``softmax_stats_torch``):
+After step t (1-based) of a sample the evidence is its accumulated readout scaled by a
+power of t, ``z_t = (sum_{s<=t} v_s) / t**gamma`` ([C] logits).  gamma = 1 (default) is the
+running mean: exactly the logits the trainer's ``readout_logits`` predicts from if the
+sample ended at t.  gamma = 0 is the running sum: consistent evidence makes the confidence
+grow with t, as in a sequential probability ratio test (for Gaussian per-step noise the
+log posterior odds are linear in the sum).  The prediction, argmax z_t, is the same for
+every gamma; only the confidence differs, and calibration can choose gamma on held-out
+data.  Every measure is a straight-line function of the statistics of z (computed by
+``softmax_stats``, a loop the Numba kernel inlines, or by ``softmax_stats_torch``):
 
     z1 = max_i z_i,  z2 = second largest,  S = sum_i exp(z_i - z1) >= 1,
     Q = sum_i (z_i - z1) exp(z_i - z1) <= 0,  log_n = log C
@@ -13,11 +17,12 @@ statistics of z (computed by ``softmax_stats``, a loop the Numba kernel inlines,
     margin       p_1 - p_2 = (1 - exp(z2 - z1)) / S
     entropy      1 - H(p) / log C,   H = log S - Q / S (nats)
 
-Each lies in [0, 1] exactly, also in floating point (S >= 1 and Q <= 0 by construction),
-1 meaning certain.  A sample stops at the first step t >= ``min_steps`` whose confidence
-is strictly greater than the threshold, so a threshold of 1.0 never stops a sample early.
-The measure functions are compiled unchanged into the event kernel (Numba, scalars) and
-bound to torch primitives here (tensors), like the neuron steps.
+Each lies in [0, 1] (1 meaning certain).  The upper bound holds exactly also in floating
+point (S >= 1 and Q <= 0 by construction); entropy may dip below 0 by a rounding error.
+A sample stops at the first step t >= ``min_steps`` whose confidence is strictly greater
+than the threshold, so a threshold of 1.0 never stops a sample early.  The measure
+functions are compiled unchanged into the event kernel (Numba, scalars) and bound to
+torch primitives here (tensors), like the neuron steps.
 """
 from __future__ import annotations
 
@@ -48,18 +53,18 @@ def entropy(z1, z2, S, Q, log_n):
 MEASURES: dict[str, Callable] = {"max_softmax": max_softmax, "margin": margin, "entropy": entropy}
 
 
-def softmax_stats(acc, n_steps):
-    """(z1, z2, S, Q, argmax) of z = acc / n_steps; acc [C] running sum of the readout.
+def softmax_stats(acc, scale):
+    """(z1, z2, S, Q, argmax) of z = acc / scale; acc [C] running sum of the readout, scale = t**gamma.
 
     Plain loops over a 1-D array, so the same source runs in Python and inside the event
     kernel (Numba).  Ties go to the lowest class index, as torch.argmax.
     """
     C = acc.shape[0]
-    z1 = acc[0] / n_steps
+    z1 = acc[0] / scale
     z2 = -math.inf
     k1 = 0
     for j in range(1, C):
-        z = acc[j] / n_steps
+        z = acc[j] / scale
         if z > z1:
             z2 = z1
             z1 = z
@@ -69,7 +74,7 @@ def softmax_stats(acc, n_steps):
     S = 0.0
     Q = 0.0
     for j in range(C):
-        d = acc[j] / n_steps - z1
+        d = acc[j] / scale - z1
         e = math.exp(d)
         S += e
         Q += d * e
@@ -91,6 +96,13 @@ def check_measure(name: str) -> str:
     return name
 
 
+def check_gamma(gamma: float) -> float:
+    if not (isinstance(gamma, (int, float)) and 0.0 <= float(gamma) <= 1.0):
+        raise ConfigError(f"evidence exponent gamma must be a number in [0, 1] (1 = running mean, 0 = sum), "
+                          f"got {gamma!r}")
+    return float(gamma)
+
+
 def measure_source(name: str) -> str:
     """Source text of a measure (what the kernel generator compiles)."""
     return inspect.getsource(MEASURES[check_measure(name)])
@@ -105,14 +117,16 @@ def torch_measure(name: str) -> Callable:
 @dataclass(frozen=True)
 class EarlyExit:
     """Per-sample early termination: stop at the first step t >= min_steps (1-based) whose
-    confidence ``measure`` of the running mean readout is > ``threshold`` (in [0, 1])."""
+    confidence ``measure`` of the evidence (readout sum / t**gamma) is > ``threshold`` (in [0, 1])."""
 
     threshold: float
     measure: str = "max_softmax"
     min_steps: int = 1
+    gamma: float = 1.0
 
     def __post_init__(self) -> None:
         check_measure(self.measure)
+        check_gamma(self.gamma)
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= float(self.threshold) <= 1.0):
             raise ConfigError(f"early-exit threshold must be a number in [0, 1], got {self.threshold!r}")
         if not isinstance(self.min_steps, int) or self.min_steps < 1:
@@ -132,28 +146,27 @@ def confidence(z: torch.Tensor, measure: str = "max_softmax") -> torch.Tensor:
     return torch_measure(check_measure(measure))(z1, z2, S, Q, math.log(z.shape[-1]))
 
 
-def running_logits(v: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Running mean readout z [T, B, C] of v [T, B, C]: z[t] = mean of v[0..t] (differentiable).
-
-    dtype: compute in this dtype (default v's); the event kernel accumulates in float64.
-    """
+def running_logits(v: torch.Tensor, dtype: torch.dtype | None = None, gamma: float = 1.0) -> torch.Tensor:
+    """Running evidence z [T, B, C] of a readout v [T, B, C]: z[t] = sum(v[0..t]) / (t+1)**gamma
+    (gamma 1: running mean; differentiable).  dtype: compute in this dtype (default v's)."""
     if v.dim() != 3:
         raise ShapeError(f"readout must be [T, B, C], got {tuple(v.shape)}")
     v = v if dtype is None else v.to(dtype)
-    steps = torch.arange(1, v.shape[0] + 1, dtype=v.dtype, device=v.device)
+    steps = torch.arange(1, v.shape[0] + 1, dtype=v.dtype, device=v.device) ** check_gamma(gamma)
     return torch.cumsum(v, 0) / steps[:, None, None]
 
 
-def confidence_trace(v: torch.Tensor, measure: str = "max_softmax") -> tuple[torch.Tensor, torch.Tensor]:
+def confidence_trace(v: torch.Tensor, measure: str = "max_softmax",
+                     gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Confidence [T, B] (float64) and prediction [T, B] (int64) after every step of a readout v [T, B, C].
 
-    The torch twin of what the event kernel evaluates while it runs: one full recorded run
-    gives every threshold's exit step (see ``curves``).
+    The torch twin of what the event kernel evaluates while it runs (float64 sequential
+    sums, as the kernel): one full recorded run gives every threshold's exit (``curves``).
     """
     with torch.no_grad():
-        z = running_logits(v.detach(), torch.float64)
+        z = running_logits(v.detach(), torch.float64, gamma)
         return confidence(z, measure), z.argmax(-1)
 
 
 __all__ = ["MEASURES", "EarlyExit", "max_softmax", "margin", "entropy", "softmax_stats", "softmax_stats_torch",
-           "torch_measure", "measure_source", "check_measure", "confidence", "running_logits", "confidence_trace"]
+           "torch_measure", "measure_source", "check_measure", "check_gamma", "confidence", "running_logits", "confidence_trace"]

@@ -28,7 +28,8 @@ def _check(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, lengths: tor
         raise ShapeError(f"lengths must lie in [0, {T}]")
 
 
-def _final_pred(pred: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def final_prediction(pred: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Prediction [B] at each sample's last step (its length) from a trace pred [T, B]."""
     # A sample with no steps predicts class 0, the argmax of an all-zero readout (as the kernel).
     idx = (lengths - 1).clamp(min=0)
     p = pred.gather(0, idx[None]).squeeze(0)
@@ -44,13 +45,13 @@ def exit_from_trace(conf: torch.Tensor, pred: torch.Tensor, lengths: torch.Tenso
     any_hit = hit.any(0)
     first = hit.to(torch.int8).argmax(0)  # first True
     steps = torch.where(any_hit, first + 1, lengths)
-    return steps, _final_pred(pred, steps)
+    return steps, final_prediction(pred, steps)
 
 
 def fixed_steps(pred: torch.Tensor, lengths: torch.Tensor, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(steps [B], prediction [B]) when every sample is cut after n_steps (or its length)."""
     steps = lengths.clamp(max=int(n_steps))
-    return steps, _final_pred(pred, steps)
+    return steps, final_prediction(pred, steps)
 
 
 @dataclass
@@ -85,7 +86,7 @@ def threshold_sweep(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, len
     prev_max = np.maximum.accumulate(np.vstack([np.full((1, B), -np.inf), cm[:-1]]), axis=0)
     is_rec = eligible & (cm > prev_max)  # the steps where the running max rises
     bb, tt = np.nonzero(is_rec.T)  # sample-major, time ascending within a sample
-    final_ok = _final_pred(pred, lengths).eq(y).numpy()
+    final_ok = final_prediction(pred, lengths).eq(y).numpy()
     # Next outcome of each record: the next record of the same sample, else the full length.
     nxt_same = np.append(bb[1:] == bb[:-1], False)
     nxt_steps = np.where(nxt_same, np.append(tt[1:], 0) + 1, L[bb])
@@ -113,7 +114,7 @@ def fixed_steps_curve(pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor
     """Accuracy / mean steps when every sample is cut at n steps, for n in step_counts (default 1..T)."""
     T = pred.shape[0]
     counts = list(range(1, T + 1)) if step_counts is None else sorted(set(int(s) for s in step_counts))
-    full_ok = _final_pred(pred, lengths).eq(y)
+    full_ok = final_prediction(pred, lengths).eq(y)
     acc, ms, harm = [], [], []
     for n in counts:
         steps, p = fixed_steps(pred, lengths, n)
@@ -125,4 +126,4 @@ def fixed_steps_curve(pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor
                  mean_steps=np.asarray(ms), harm_rate=np.asarray(harm))
 
 
-__all__ = ["Curve", "exit_from_trace", "fixed_steps", "threshold_sweep", "fixed_steps_curve"]
+__all__ = ["Curve", "final_prediction", "exit_from_trace", "fixed_steps", "threshold_sweep", "fixed_steps_curve"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -25,9 +25,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import ConfigError, ShapeError
-from .calibrate import Calibration, calibrate_from_trace
+from .calibrate import Calibration, calibrate_threshold
 from .confidence import EarlyExit, check_measure, confidence_trace
-from .curves import exit_from_trace, fixed_steps_curve, threshold_sweep
+from .curves import exit_from_trace, final_prediction, fixed_steps_curve, threshold_sweep
 from .oracle import oracle_summary
 
 
@@ -87,46 +87,57 @@ def _percentiles(steps: torch.Tensor) -> dict:
             "p99": float(np.percentile(s, 99)), "max": float(s.max())}
 
 
+GAMMAS = (1.0, 0.5, 0.0)
+
+
 def early_exit_report(model: nn.Module, loader: Iterable, *, measure: str = "max_softmax", max_loss: float = 0.005,
-                      rule: str = "net", threshold: float | None = None, calib_loader: Iterable | None = None,
-                      min_steps: int = 1, repeats: int = 1, progress: bool = True) -> dict:
+                      rule: str = "net", confidence_level: float = 0.95, gamma: float | Sequence[float] | None = None,
+                      threshold: float | None = None, calib_loader: Iterable | None = None, min_steps: int = 1,
+                      repeats: int = 1, progress: bool = True) -> dict:
     """Evaluate per-sample early exit of ``model`` (a trained nn.Sequential or core.Network) on ``loader``.
 
-    Returns a dict: accuracy and timesteps of the full-length and early-exit runs (mean,
-    percentiles), event-core seconds of both (best of ``repeats`` per batch) and their
-    ratio, the threshold(s) and how they were chosen, the oracles, the Pareto and fixed-T
-    curves, and ``mismatches``: samples where the kernel's exit differs from the exit rule
-    replayed on the recorded trace (0 unless floating-point ties).
+    gamma: evidence exponent(s) calibration chooses from (default 1.0, 0.5 and 0.0; with an
+    explicit ``threshold``, one number, default 1.0).  Returns a dict: accuracy and
+    timesteps of the full-length and early-exit runs (mean, percentiles), event-core seconds
+    of both (best of ``repeats`` per batch) and their ratio, the threshold(s) and how they
+    were chosen, the oracles, the Pareto curves (one per gamma) and the fixed-T curve, and
+    ``mismatches``: samples whose kernel exit differs from the exit rule replayed on the
+    recorded trace (0 unless floating-point ties).
     """
     check_measure(measure)
     if threshold is not None:
-        EarlyExit(threshold, measure, min_steps)  # validates
+        if gamma is not None and not isinstance(gamma, (int, float)):
+            raise ConfigError("with an explicit threshold give one evidence exponent gamma, not several")
+        gammas = [1.0 if gamma is None else float(gamma)]
+        EarlyExit(threshold, measure, min_steps, gammas[0])  # validates
+    else:
+        gammas = list(GAMMAS if gamma is None else ([gamma] if isinstance(gamma, (int, float)) else gamma))
     net = _network(model)
     batches = _prepare(net, loader, "events", progress)
     v, y, lengths, t_full = _record(net, batches, repeats, progress)
-    conf, pred = confidence_trace(v, measure)
     N = y.shape[0]
-    cal_kw = dict(max_loss=max_loss, min_steps=min_steps, rule=rule, measure=measure)
+    cal_kw = dict(max_loss=max_loss, min_steps=min_steps, rule=rule, measure=measure,
+                  confidence_level=confidence_level, gamma=gammas)
 
     folds = torch.zeros(N, dtype=torch.int64)
     cals: list[Calibration] = []
     if threshold is not None:
-        thresholds, how, deploy = [float(threshold)], "given", float(threshold)
+        exits, how, deploy = [EarlyExit(float(threshold), measure, min_steps, gammas[0])], "given", None
     elif calib_loader is not None:
         cv, cy, cl = record_readout(net, calib_loader, progress)
-        cc, cp = confidence_trace(cv, measure)
-        cals = [calibrate_from_trace(cc, cp, cy, cl, **cal_kw)]
-        thresholds, how, deploy = [cals[0].threshold], f"calibrated on held-out data ({cy.shape[0]} samples)", cals[0].threshold
+        cals = [calibrate_threshold(cv, cy, cl, **cal_kw)]
+        exits = [EarlyExit(cals[0].threshold, measure, min_steps, cals[0].gamma)]
+        how, deploy = f"calibrated on held-out data ({cy.shape[0]} samples)", cals[0]
     else:
         if N < 2:
             raise ConfigError("2-fold cross-calibration needs at least 2 samples; pass a threshold or calib_loader")
         folds = torch.arange(N) % 2
-        thresholds = []
+        exits = []
         for k in (0, 1):
             o = folds != k
-            cals.append(calibrate_from_trace(conf[:, o], pred[:, o], y[o], lengths[o], **cal_kw))
-            thresholds.append(cals[-1].threshold)
-        deploy = calibrate_from_trace(conf, pred, y, lengths, **cal_kw).threshold
+            cals.append(calibrate_threshold(v[:, o], y[o], lengths[o], **cal_kw))
+            exits.append(EarlyExit(cals[-1].threshold, measure, min_steps, cals[-1].gamma))
+        deploy = calibrate_threshold(v, y, lengths, **cal_kw)
         how = "2-fold cross-calibration on the evaluated data (each half scored with the other half's threshold)"
 
     # Early-exit runs in the event core: one call per fold, the other fold's samples get 0 steps (free).
@@ -136,9 +147,8 @@ def early_exit_report(model: nn.Module, loader: Iterable, *, measure: str = "max
     for ptr, idx, val, T, L, _ in tqdm(batches, desc="early-exit run", leave=False, disable=not progress):
         B = L.shape[0]
         fb = folds[start:start + B].numpy()
-        for k, thr in enumerate(thresholds):
+        for k, ee in enumerate(exits):
             Lk = np.where(fb == k, L, 0)
-            ee = EarlyExit(thr, measure, min_steps)
             res, s = _timed(lambda: net.run_events(ptr, idx, val, T, Lk, early_exit=ee), repeats)
             t_exit += s
             m = torch.from_numpy(fb == k)
@@ -146,46 +156,51 @@ def early_exit_report(model: nn.Module, loader: Iterable, *, measure: str = "max
             preds[start:start + B][m] = res.pred[m]
         start += B
     mism = 0
-    for k, thr in enumerate(thresholds):
+    for k, ee in enumerate(exits):
         o = folds == k
-        s_tr, p_tr = exit_from_trace(conf[:, o], pred[:, o], lengths[o], thr, min_steps)
+        conf, pred = confidence_trace(v[:, o], measure, ee.gamma)
+        s_tr, p_tr = exit_from_trace(conf, pred, lengths[o], ee.threshold, min_steps)
         mism += int(((s_tr != steps[o]) | (p_tr != preds[o])).sum())
 
-    full_steps = lengths
-    full_pred = exit_from_trace(conf, pred, lengths, 1.0, min_steps)[1]
+    _, pred = confidence_trace(v, measure)
+    full_pred = final_prediction(pred, lengths)
     acc_full = float((full_pred == y).double().mean())
     acc_exit = float((preds == y).double().mean())
-    sweep = threshold_sweep(conf, pred, y, lengths, min_steps)
+    pareto = {}
+    for g in sorted(set(gammas) | {e.gamma for e in exits}, reverse=True):
+        conf_g, _ = confidence_trace(v, measure, g)
+        pareto[f"{g:g}"] = threshold_sweep(conf_g, pred, y, lengths, min_steps).as_dict()
     t_max = v.shape[0]
-    grid = sorted(set(int(round(g)) for g in np.linspace(1, t_max, min(t_max, 50))))
+    grid = sorted(set(int(round(q)) for q in np.linspace(1, t_max, min(t_max, 50))))
     fixed = fixed_steps_curve(pred, y, lengths, grid)
     return {
         "n_samples": int(N),
         "measure": measure,
         "min_steps": min_steps,
-        "threshold": deploy,
-        "thresholds_used": thresholds,
+        "threshold": deploy.threshold if deploy is not None else float(threshold),
+        "gamma": deploy.gamma if deploy is not None else gammas[0],
+        "exits_used": [{"threshold": e.threshold, "gamma": e.gamma} for e in exits],
         "threshold_source": how,
         "calibration": [c.as_dict() for c in cals],
-        "full": {"accuracy": acc_full, "steps": _percentiles(full_steps), "event_core_s": t_full},
+        "full": {"accuracy": acc_full, "steps": _percentiles(lengths), "event_core_s": t_full},
         "early_exit": {"accuracy": acc_exit, "steps": _percentiles(steps), "event_core_s": t_exit,
                        "exited_early": float((steps < lengths).double().mean())},
         "accuracy_change_points": 100.0 * (acc_exit - acc_full),
-        "step_saving": 1.0 - steps.double().sum().item() / max(full_steps.double().sum().item(), 1.0),
+        "step_saving": 1.0 - steps.double().sum().item() / max(lengths.double().sum().item(), 1.0),
         "wall_clock_speedup": t_full / t_exit if t_exit > 0 else float("nan"),
         "mismatches": mism,
         "oracle": oracle_summary(pred, y, lengths),
-        "curves": {"pareto": sweep.as_dict(), "fixed_T": fixed.as_dict()},
+        "curves": {"pareto": pareto, "fixed_T": fixed.as_dict()},
     }
 
 
 def format_report(r: dict) -> str:
     """Human-readable summary lines of an ``early_exit_report`` dict."""
     f, e = r["full"], r["early_exit"]
-    ts = ", ".join(f"{t:.4g}" for t in r["thresholds_used"])
+    ts = ", ".join(f"{e['threshold']:.6g} (gamma {e['gamma']:g})" for e in r["exits_used"])
     lines = [
-        f"early exit: measure {r['measure']}, threshold {r['threshold']:.6g} to deploy; scored with {ts} "
-        f"({r['threshold_source']})",
+        f"early exit: measure {r['measure']}, threshold {r['threshold']:.6g} with gamma {r['gamma']:g} to deploy; "
+        f"scored with {ts}: {r['threshold_source']}",
         f"  full length : accuracy {100 * f['accuracy']:.2f}%  timesteps mean {f['steps']['mean']:.1f}  "
         f"p50 {f['steps']['p50']:.0f}  p90 {f['steps']['p90']:.0f}  p99 {f['steps']['p99']:.0f}  "
         f"event core {1e3 * f['event_core_s']:.1f} ms",
@@ -212,9 +227,10 @@ def plot_pareto(r: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     p, fx = r["curves"]["pareto"], r["curves"]["fixed_T"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    # Every distinct threshold, in order (mean steps rise with the threshold).
-    ax.plot(p["mean_steps"], 100 * np.asarray(p["accuracy"]), "-", color="C0",
-            label=f"early exit, all thresholds ({r['measure']})")
+    # Every distinct threshold, in order (mean steps rise with the threshold), per evidence exponent.
+    for i, (g, c) in enumerate(p.items()):
+        ax.plot(c["mean_steps"], 100 * np.asarray(c["accuracy"]), "-", lw=1.2, color=f"C{(5 + i) % 10}" if i else "C0",
+                label=f"early exit, all thresholds ({r['measure']}, gamma {g})")
     ax.plot(fx["mean_steps"], 100 * np.asarray(fx["accuracy"]), "s-", ms=3, color="C1", label="fixed T")
     for (k, o), mk in zip(r["oracle"].items(), ("*", "P")):
         ax.plot(o["mean_steps"], 100 * o["accuracy"], mk, ms=11, color="C2" if mk == "*" else "C4", ls="none",

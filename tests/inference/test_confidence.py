@@ -1,0 +1,60 @@
+"""Confidence measures: the one definition against textbook formulas, in range, and the kernel's loop statistics."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neurodyn.errors import ConfigError, ShapeError
+from neurodyn.inference import MEASURES, confidence, confidence_trace
+from neurodyn.inference.confidence import softmax_stats, softmax_stats_torch
+
+
+def _logits(shape=(50, 7)):
+    z = torch.randn(*shape, dtype=torch.float64) * 3
+    z[0] = 0.0  # uniform
+    z[1, 2] = 1e3  # one-hot to the last bit
+    return z
+
+
+def test_measures_equal_textbook_formulas():
+    z = _logits()
+    p = torch.softmax(z, -1)
+    top = p.topk(2, -1).values
+    h = -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+    torch.testing.assert_close(confidence(z, "max_softmax"), top[:, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(confidence(z, "margin"), top[:, 0] - top[:, 1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(confidence(z, "entropy"), 1 - h / math.log(7), rtol=1e-12, atol=1e-12)
+    assert confidence(z[:1], "max_softmax").item() == pytest.approx(1 / 7)
+    assert confidence(z[:1], "entropy").abs().item() < 1e-12
+
+
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_measures_lie_in_unit_interval_also_in_float32(measure):
+    z = torch.cat([_logits(), torch.randn(200, 7) * 50]).float()
+    c = confidence(z, measure)
+    assert (c >= -1e-6).all() and (c <= 1).all()  # <= 1 exactly: threshold 1.0 never fires
+
+
+def test_loop_statistics_equal_torch_statistics():
+    z = _logits()
+    n = 3.0
+    got = np.array([softmax_stats((z[i] * n).numpy(), n) for i in range(z.shape[0])])
+    want = torch.stack(list(softmax_stats_torch(z)) + [z.argmax(-1).double()], 1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_trace_is_confidence_of_running_mean():
+    v = torch.randn(9, 4, 5)
+    conf, pred = confidence_trace(v, "margin")
+    for t in range(9):
+        z = v[: t + 1].double().mean(0)
+        torch.testing.assert_close(conf[t], confidence(z, "margin"))
+        assert torch.equal(pred[t], z.argmax(-1))
+
+
+def test_confidence_errors():
+    with pytest.raises(ShapeError, match="C >= 2"):
+        confidence(torch.zeros(3, 1))
+    with pytest.raises(ConfigError, match="unknown confidence measure"):
+        confidence(torch.zeros(3, 2), "nope")
