@@ -9,7 +9,11 @@
 """
 from .fixed_point import LOIHI, PRESETS, WIDE, FixedPointFormat, get_format
 from .int_sim import IntResult, simulate, simulate_reference
+from .hdf5_io import read_hdf5, write_hdf5
+from .nir_io import from_nir, quantized_from_nir, read_nir, to_nir, write_nir
+from .qat import QAT, qat
 from .quantize import QuantizedLayer, QuantizedNetwork, format_report, quantize
 
-__all__ = ["FixedPointFormat", "IntResult", "LOIHI", "PRESETS", "QuantizedLayer", "QuantizedNetwork", "WIDE",
-           "format_report", "get_format", "quantize", "simulate", "simulate_reference"]
+__all__ = ["FixedPointFormat", "IntResult", "LOIHI", "PRESETS", "QAT", "QuantizedLayer", "QuantizedNetwork", "WIDE",
+           "format_report", "from_nir", "get_format", "qat", "quantize", "quantized_from_nir", "read_hdf5", "read_nir",
+           "simulate", "simulate_reference", "to_nir", "write_hdf5", "write_nir"]

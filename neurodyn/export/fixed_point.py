@@ -148,6 +148,20 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def mantissa_range(bits: int, signed: bool = True) -> tuple[int, int]:
+    """(lo, hi) of a ``bits``-bit mantissa (two's complement if signed)."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def shared_exponent(peak: float, bits: int, exp_range: tuple[int, int], signed: bool = True) -> int:
+    """Smallest shift in ``exp_range`` at which ``peak`` (state units) rounds into the mantissa."""
+    hi = mantissa_range(bits, signed)[1]
+    e = exp_range[0]
+    while e < exp_range[1] and peak / (1 << e) > hi + 0.5:
+        e += 1
+    return e
+
+
 def mantissa_exponent(values: np.ndarray, bits: int, exp_range: tuple[int, int], signed: bool = True,
                       ) -> tuple[np.ndarray, int, int]:
     """Integers ``values`` (already in state units, float) as ``mant << exp`` with one shared exp.
@@ -157,16 +171,12 @@ def mantissa_exponent(values: np.ndarray, bits: int, exp_range: tuple[int, int],
     Returns (mantissa int64 array, exp, number of clipped values).
     """
     v = np.asarray(values, dtype=np.float64)
-    hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-    lo = -(1 << (bits - 1)) if signed else 0
-    peak = float(np.max(np.abs(v))) if v.size else 0.0
-    e = exp_range[0]
-    while e < exp_range[1] and peak / (1 << e) > hi + 0.5:
-        e += 1
+    lo, hi = mantissa_range(bits, signed)
+    e = shared_exponent(float(np.max(np.abs(v))) if v.size else 0.0, bits, exp_range, signed)
     m = round_half_away(v / (1 << e))
     clipped = int(np.count_nonzero((m > hi) | (m < lo)))
     return np.clip(m, lo, hi).astype(np.int64), e, clipped
 
 
 __all__ = ["FixedPointFormat", "LOIHI", "PRESETS", "ROUNDINGS", "WIDE", "get_format", "mantissa_exponent",
-           "round_half_away"]
+           "mantissa_range", "round_half_away", "shared_exponent"]

@@ -32,7 +32,7 @@ from ..core.network import Layer, Network
 from ..errors import ConfigError, ShapeError
 from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
-from .fixed_point import FixedPointFormat, get_format, mantissa_exponent, round_half_away
+from .fixed_point import FixedPointFormat, get_format, mantissa_exponent, mantissa_range, round_half_away
 from .int_step import COEF_KINDS, check_model
 
 
@@ -102,6 +102,11 @@ class QuantizedNetwork:
     def in_features(self) -> int:
         return self.layers[0].n_in
 
+    @property
+    def log2_scales(self) -> list[int]:
+        """Per-layer state scale exponents (scale = 2**k)."""
+        return [int(round(math.log2(l.scale))) for l in self.layers]
+
     def simulate(self, x, steps=None, record: bool = False, parallel: bool = True):
         """Run the integer simulator (see ``int_sim.simulate``)."""
         from .int_sim import simulate
@@ -150,7 +155,7 @@ def validate(q: QuantizedNetwork) -> None:
                 raise ShapeError(f"{where}: {name} must have shape {shape}, got {a.shape}")
             if not np.issubdtype(a.dtype, np.integer):
                 raise ConfigError(f"{where}: {name} must be integers, got {a.dtype}")
-            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            lo, hi = mantissa_range(bits, signed)
             if a.size and (a.min() < lo or a.max() > hi):
                 raise ConfigError(f"{where}: {name} outside the {bits}-bit {'signed' if signed else 'unsigned'} "
                                   f"range [{lo}, {hi}] of format '{fmt.name}'")
@@ -329,14 +334,15 @@ def _check_delay(delay, shape: tuple[int, int], fmt: FixedPointFormat) -> np.nda
 def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", *,
              calib: torch.Tensor | np.ndarray | None = None, calib_steps=None,
              delays: list[np.ndarray | None] | None = None, input_max: float = 1.0,
-             max_iter: int = 4) -> QuantizedNetwork:
+             log2_scales: list[int] | None = None, max_iter: int = 4) -> QuantizedNetwork:
     """Quantize a trained network (nn.Sequential of Linear/neuron/Recurrent, or a core.Network).
 
     fmt: preset name ('loihi', 'wide16') or a FixedPointFormat.  calib: optional input
     [T, B, N_in] (integer counts) to choose the per-layer scales from the integer network's
     own peaks.  delays: optional per-layer integer delays [N_in, N_out] in steps (None per
     layer for none).  input_max: largest input count per channel and step (the readout's
-    worst-case bound without calibration).
+    worst-case bound without calibration).  log2_scales: fix the per-layer state scales
+    (e.g. those a quantization-aware fine-tuning trained with); calib then only fills the report.
     """
     fmt = get_format(fmt)
     net, dt = _lift(model)
@@ -346,7 +352,13 @@ def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", 
     if len(delays) != len(folded):
         raise ConfigError(f"delays: one entry per layer ({len(folded)}), got {len(delays)}")
     caps = [_max_log2_scale(f, fmt) for f in folded]
-    ks = [min(_static_log2_scale(f, fmt, input_max if i == 0 else 1.0), c) for i, (f, c) in enumerate(zip(folded, caps))]
+    if log2_scales is not None:
+        if len(log2_scales) != len(folded):
+            raise ConfigError(f"log2_scales: one per layer ({len(folded)}), got {len(log2_scales)}")
+        ks = [int(k) for k in log2_scales]
+    else:
+        ks = [min(_static_log2_scale(f, fmt, input_max if i == 0 else 1.0), c)
+              for i, (f, c) in enumerate(zip(folded, caps))]
 
     def build(ks):
         pairs = [_quantize_layer(f, k, fmt, d) for f, k, d in zip(folded, ks, delays)]
@@ -355,7 +367,7 @@ def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", 
     q = build(ks)
     if calib is not None:
         target = fmt.state_max / 2
-        for _ in range(max_iter):
+        for _ in range(max_iter if log2_scales is None else 0):
             res = q.simulate(calib, steps=calib_steps)
             new = []
             for i, k in enumerate(ks):
