@@ -14,9 +14,9 @@ from .confidence import MEASURES, EarlyExit, confidence, confidence_trace, runni
 from .curves import Curve, exit_from_trace, fixed_steps_curve, threshold_sweep
 from .loss import anytime_loss
 from .oracle import ORACLES, oracle_steps, oracle_summary
-from .report import early_exit_report, format_report, plot_pareto, record_readout
+from .report import early_exit_report, eval_early_exit_run, format_report, plot_pareto, record_readout
 
 __all__ = ["EarlyExit", "MEASURES", "confidence", "confidence_trace", "running_logits", "Calibration",
            "calibrate_threshold", "calibrate_from_trace", "ExitResult", "run_dense_early_exit", "Curve",
            "exit_from_trace", "fixed_steps_curve", "threshold_sweep", "anytime_loss", "ORACLES", "oracle_steps",
-           "oracle_summary", "early_exit_report", "format_report", "plot_pareto", "record_readout"]
+           "oracle_summary", "early_exit_report", "eval_early_exit_run", "format_report", "plot_pareto", "record_readout"]
