@@ -1,4 +1,4 @@
-"""The ``neurodyn`` command: ``train``, ``eval`` and ``info``."""
+"""The ``neurodyn`` command: ``train``, ``eval``, ``export`` and ``info``."""
 from __future__ import annotations
 
 import argparse
@@ -57,7 +57,23 @@ def _eval(a: argparse.Namespace) -> int:
                                      measure=a.exit_measure, max_loss=a.max_loss / 100.0, threshold=a.exit_threshold)
         print(format_report(er))
         paths += ep
+    if a.quantized:
+        from .export.run_export import eval_quantized_run
+        qm = eval_quantized_run(run, a.quantized, batch_size=a.batch_size)
+        paths += write_eval(qm, a.out if a.out is not None else Path(ckpt).parent, prefix=f"eval_{a.quantized}")
+        print(f"quantized ({a.quantized}, integer simulator): test accuracy {qm['accuracy']:.3f}, "
+              f"{qm['saturations']} saturations")
     print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    """Quantize a saved run to a chip format and write it as NIR or an HDF5 chip network file."""
+    from .export.run_export import export_run
+    r = export_run(a.run, a.checkpoint, fmt=a.format, preset=a.preset, out=a.out, calib_samples=a.calib)
+    if r["report"]:
+        print(r["report"])
+    print(f"wrote {r['path']} ({r['format']}, preset {r['preset']})")
     return 0
 
 
@@ -115,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", help="folder for eval.json and eval_confusion.png (default: the checkpoint's folder)")
     e.add_argument("--batch-size", type=int)
     e.add_argument("--backend", choices=["auto", "torch", "numba", "cupy"])
+    e.add_argument("--quantized", metavar="PRESET", choices=["loihi", "wide16"],
+                   help="also score the model quantized to a chip preset in the bit-exact integer simulator")
     e.add_argument("--early-exit", action="store_true",
                    help="also run per-sample early exit in the event core: accuracy, mean/percentile timesteps, "
                         "wall-clock, and the accuracy-vs-timesteps plot (Pareto, fixed T, oracle)")
@@ -123,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="accuracy loss (points) the calibrated exit threshold may cost (default 0.5)")
     e.add_argument("--exit-threshold", type=float, help="use this confidence threshold instead of calibrating one")
     e.set_defaults(fn=_eval)
+    x = sub.add_parser("export", help="quantize a trained run (chip preset) and write it as NIR or HDF5")
+    xs = x.add_mutually_exclusive_group(required=True)
+    xs.add_argument("--run", help="run folder holding model.pt (e.g. runs/latest)")
+    xs.add_argument("--checkpoint", help="checkpoint file")
+    x.add_argument("--format", choices=["nir", "hdf5"], default="hdf5")
+    x.add_argument("--preset", choices=["loihi", "wide16", "none"], default="loihi",
+                   help="fixed-point preset; 'none' writes the float network (NIR only)")
+    x.add_argument("--out", help="output file (default: RUN/model_<preset>.nir|.h5)")
+    x.add_argument("--calib", type=int, default=64, help="training samples for the per-layer scales (0: none)")
+    x.set_defaults(fn=_export)
     i = sub.add_parser("info", help="describe a data set")
     i.add_argument("--data", required=True)
     i.add_argument("--bin-us", type=int, default=10_000)
