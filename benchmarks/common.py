@@ -162,6 +162,28 @@ def gpu_name() -> str | None:
     return None
 
 
+def cuda_skip_reason() -> str | None:
+    """None if the GPU part of the benchmarks can run here, else why not (no CUDA GPU visible to
+    torch, or no CuPy for neurodyn's GPU kernels)."""
+    if gpu_name() is None:
+        return "torch sees no CUDA GPU on this machine"
+    from neurodyn.kernels.dispatch import cupy_status
+    why = cupy_status()
+    return None if why is None else f"neurodyn's GPU kernels cannot run: {why}"
+
+
+def devices_to_run(choice: str, who: str) -> list[str]:
+    """'cpu' / 'cuda' / 'all' -> the devices to measure on; prints why CUDA is skipped."""
+    devs = ["cpu"] if choice in ("cpu", "all") else []
+    if choice in ("cuda", "all"):
+        why = cuda_skip_reason()
+        if why is None:
+            devs.append("cuda")
+        else:
+            print(f"{who}: CUDA part skipped: {why}")
+    return devs
+
+
 def describe_device(device: str = "cpu") -> str:
     """What ran the measurements: the CPU model, plus the GPU name when device is CUDA."""
     cpu = cpu_model()

@@ -10,8 +10,8 @@ SpikingJelly's ``LIFNode(decay_input=True)`` with hard reset to 0:
 and every library uses the same surrogate derivative 1 / (1 + |u|)^2 (fast sigmoid / SuperSpike
 with width 1): neurodyn ``fast_sigmoid(alpha=1)``, SpikingJelly ``SuperSpike(alpha=1)``, snnTorch
 ``fast_sigmoid(slope=1)``, Norse ``method="super"`` (Norse 1.1's SuperSpike ignores its alpha and
-uses width 1).  Known differences, reported by the benchmarks' ``same_spikes`` check rather than
-assumed away: snnTorch and Norse fire on u > 0 (the others on u >= 0); snnTorch writes the
+uses width 1).  Known differences, reported by the benchmarks' ``spike_mismatch`` check rather
+than assumed away: snnTorch and Norse fire on u > 0 (the others on u >= 0); snnTorch writes the
 update as beta v + x / TAU (input scaling folded into its weights), which rounds differently.
 """
 from __future__ import annotations
@@ -39,12 +39,13 @@ class Peer:
 
 def init_weights(sizes: Sequence[int], input_activity: float, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(weight [out, in], bias [out]) per layer: Gaussian, scaled so that a layer's summed input
-    has unit-order spread whatever its fan-in and input activity (hidden layers assume ~10%)."""
+    has the same spread whatever its fan-in and input activity (hidden layers assume ~10%): hidden
+    neurons then fire in ~8-11% of steps, as in trained SHD networks; the tables report the rate."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         act = input_activity if i == 0 else 0.1
-        scale = 2.5 / math.sqrt(max(1.0, n_in * act))
+        scale = 1.5 / math.sqrt(max(1.0, n_in * act))
         out.append((torch.randn(n_out, n_in, generator=g) * scale, torch.zeros(n_out)))
     return out
 
@@ -198,6 +199,16 @@ def available(libs: Sequence[str], weights, device: str = "cpu") -> tuple[list[P
         except Exception as e:  # a peer that cannot be built is reported in the table notes, not fatal
             missing[lib] = f"{type(e).__name__}: {e}".splitlines()[0][:160]
     return peers, missing
+
+
+def spike_mismatch(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """Fraction of output entries that differ from the reference run (0.0: identical spike trains).
+
+    Small nonzero values come from float32 rounding, not from a different model: the same sum
+    taken in another order (neurodyn adds weight rows of the active inputs, BLAS blocks a
+    matmul) can put a membrane a rounding error either side of the threshold, and one flipped
+    spike then changes that neuron's later steps and the next layer."""
+    return float((out != ref).float().mean())
 
 
 def infer_fn(peer: Peer, x: torch.Tensor) -> Callable[[], torch.Tensor]:
