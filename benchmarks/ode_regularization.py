@@ -148,7 +148,23 @@ def train(node: NeuralODE, params: list, batches: Callable, loss_fn: Callable, r
 
 # --------------------------------------------------------------------------- 1. digits
 
-def digits_task(variants, epochs: int, peers, seed: int = 0) -> list[dict]:
+def _aggregate(rows: list[dict]) -> list[dict]:
+    """Mean over seeds per (task, regularizer, solver), with the spread of the metric."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault((r["task"], r["regularizer"], r["solver"]), []).append(r)
+    agg = []
+    for (task, reg, solver), rs in out.items():
+        vals = [r["value"] for r in rs]
+        mean = lambda k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+        agg.append({"task": task, "regularizer": reg, "solver": solver, "metric": rs[0]["metric"],
+                    "value": sum(vals) / len(vals), "value_min": min(vals), "value_max": max(vals),
+                    "evals_per_sample": mean("evals_per_sample"), "predict_ms": mean("predict_ms"),
+                    "train_s": mean("train_s"), "train_nfe": mean("train_nfe"), "seeds": len(rs)})
+    return agg
+
+
+def digits_task(variants, epochs: int, peers, seeds=(0,), repeats: int = 5) -> list[dict]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     X, y = load_digits(return_X_y=True)
@@ -159,36 +175,37 @@ def digits_task(variants, epochs: int, peers, seed: int = 0) -> list[dict]:
     bs = 128
     per_epoch = math.ceil(len(Xtr) / bs)
     rows = []
-    for name, reg in variants:
-        torch.manual_seed(seed)
-        enc, head = nn.Linear(64, 32), nn.Linear(32, 10)
-        node = NeuralODE(MLPField(32, 64), (0.0, 1.0), **tol)
-        perm_g = torch.Generator().manual_seed(seed)
-        perms = {}
+    for seed in seeds:
+        for name, reg in variants:
+            torch.manual_seed(seed)
+            enc, head = nn.Linear(64, 32), nn.Linear(32, 10)
+            node = NeuralODE(MLPField(32, 64), (0.0, 1.0), **tol)
+            perm_g = torch.Generator().manual_seed(seed)
+            perms = {}
 
-        def batches(step):
-            ep, i = divmod(step, per_epoch)
-            if ep not in perms:
-                perms.clear()
-                perms[ep] = torch.randperm(len(Xtr), generator=perm_g)
-            idx = perms[ep][i * bs:(i + 1) * bs]
-            return enc(Xtr[idx]), None, ytr[idx]
+            def batches(step):
+                ep, i = divmod(step, per_epoch)
+                if ep not in perms:
+                    perms.clear()
+                    perms[ep] = torch.randperm(len(Xtr), generator=perm_g)
+                idx = perms[ep][i * bs:(i + 1) * bs]
+                return enc(Xtr[idx]), None, ytr[idx]
 
-        def loss_fn(sol, target):
-            return nn.functional.cross_entropy(head(sol.y_final), target)
+            def loss_fn(sol, target):
+                return nn.functional.cross_entropy(head(sol.y_final), target)
 
-        info = train(node, [*enc.parameters(), *node.parameters(), *head.parameters()], batches, loss_fn, reg,
-                     epochs * per_epoch, 1e-2, f"digits {name}", seed)
-        with torch.no_grad():
-            h0 = enc(Xte)
-        for solver in peers:
-            s = solve_with(solver, node.func, h0, torch.tensor([0.0, 1.0]), **tol)
+            info = train(node, [*enc.parameters(), *node.parameters(), *head.parameters()], batches, loss_fn, reg,
+                         epochs * per_epoch, 1e-2, f"digits seed {seed} {name}", seed)
             with torch.no_grad():
-                acc = float((head(s.ys[-1]).argmax(1) == yte).float().mean())
-            rows.append({"task": "digits", "regularizer": name, "solver": solver, "metric": "accuracy %",
-                         "value": 100 * acc, "evals_per_sample": s.evals_per_sample, "predict_ms": 1e3 * s.seconds,
-                         "train_s": info["train_s"], "train_nfe": info["train_nfe"]})
-    return rows
+                h0 = enc(Xte)
+            for solver in peers:
+                s = solve_with(solver, node.func, h0, torch.tensor([0.0, 1.0]), repeats=repeats, **tol)
+                with torch.no_grad():
+                    acc = float((head(s.ys[-1]).argmax(1) == yte).float().mean())
+                rows.append({"task": "digits", "regularizer": name, "solver": solver, "metric": "accuracy %",
+                             "value": 100 * acc, "evals_per_sample": s.evals_per_sample,
+                             "predict_ms": 1e3 * s.seconds, "train_s": info["train_s"], "train_nfe": info["train_nfe"]})
+    return _aggregate(rows)
 
 
 # --------------------------------------------------------------------------- 2. spiral
@@ -196,7 +213,7 @@ def digits_task(variants, epochs: int, peers, seed: int = 0) -> list[dict]:
 SPIRAL_A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]])
 
 
-def spiral_task(variants, steps: int, peers, seed: int = 0) -> list[dict]:
+def spiral_task(variants, steps: int, peers, seed: int = 0, repeats: int = 5) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
 
     def ring(n):
@@ -228,11 +245,11 @@ def spiral_task(variants, steps: int, peers, seed: int = 0) -> list[dict]:
 
         info = train(node, list(node.parameters()), batches, loss_fn, reg, steps, 3e-3, f"spiral {name}", seed)
         for solver in peers:
-            s = solve_with(solver, node.func, yte[0], t, **tol)
+            s = solve_with(solver, node.func, yte[0], t, repeats=repeats, **tol)
             rows.append({"task": "spiral", "regularizer": name, "solver": solver, "metric": "test MAE",
                          "value": float((s.ys - yte).abs().mean()), "evals_per_sample": s.evals_per_sample,
                          "predict_ms": 1e3 * s.seconds, "train_s": info["train_s"], "train_nfe": info["train_nfe"]})
-    return rows
+    return _aggregate(rows)
 
 
 # --------------------------------------------------------------------------- 3. mixed batch
@@ -282,8 +299,10 @@ def summarise(rows: list[dict]) -> list[str]:
                 continue
             d_nfe = 1 - r["evals_per_sample"] / base["evals_per_sample"]
             d_t = base["predict_ms"] / r["predict_ms"]
-            lines.append(f"- {task}, {r['regularizer']}: {100 * d_nfe:.0f}% fewer evaluations, prediction "
-                         f"{d_t:.2f}x faster, {r['metric']} {r['value']:.4g} vs {base['value']:.4g} unregularized")
+            lines.append(f"- {task}, {r['regularizer']}: evaluations {1 - d_nfe:.2f}x ({-100 * d_nfe:+.0f}%), "
+                         f"prediction time {1 / d_t:.2f}x, {r['metric']} {r['value']:.4g} [{r['value_min']:.4g}, "
+                         f"{r['value_max']:.4g}] vs {base['value']:.4g} [{base['value_min']:.4g}, "
+                         f"{base['value_max']:.4g}] unregularized (mean [min, max] over {r['seeds']} seed(s))")
     return lines
 
 
@@ -354,17 +373,20 @@ def main() -> None:
     peers = _peers()
     epochs, steps = (4, 60) if args.quick else (30, 300)
     rows: list[dict] = []
+    repeats = 1 if args.quick else 5
     if "digits" in parts:
-        rows += digits_task(DIGITS_VARIANTS, epochs, peers)
+        rows += digits_task(DIGITS_VARIANTS, epochs, peers, seeds=(0,) if args.quick else (0, 1, 2), repeats=repeats)
     if "spiral" in parts:
-        rows += spiral_task(SPIRAL_VARIANTS, steps, peers)
-    mixed = mixed_batch(peers, repeats=1 if args.quick else 3) if "mixed" in parts else []
+        rows += spiral_task(SPIRAL_VARIANTS, steps, peers, repeats=repeats)
+    mixed = mixed_batch(peers, repeats=repeats) if "mixed" in parts else []
     suffix = "_quick" if args.quick else ""
     if rows:
         head = (f"# Solver-heuristic regularization (Pal et al. 2021/2023){' (quick)' if args.quick else ''}\n\n"
-                f"Digits: {epochs} epochs, dopri5 rtol=atol=1e-6; spiral: {steps} steps, dopri5 rtol=1e-5 atol=1e-6. "
+                f"Digits: {epochs} epochs, dopri5 rtol=atol=1e-6, {'1 seed' if args.quick else '3 seeds'}; "
+                f"spiral: {steps} steps, 1 seed, dopri5 rtol=1e-5 atol=1e-6. "
                 "Each trained model is solved on the test set by every solver at the training tolerances; "
-                f"threads={args.threads}.\n\n" + "\n".join(summarise(rows)))
+                f"predict_ms is the median of {repeats} solves of the whole test set; threads={args.threads}. "
+                "value = mean over seeds (value_min/max: spread).\n\n" + "\n".join(summarise(rows)))
         print(write_table(f"ode_regularization{suffix}", rows, head))
     if mixed:
         head = ("# Mixed-difficulty batch: per-sample step control vs batch-wide stepping"

@@ -118,6 +118,7 @@ def integrate(f: RHS, y0: Tensor, t_eval: Tensor, cfg: SolverConfig, args: tuple
         h_nom = torch.full((B,), float(cfg.step_size), dtype=y0.dtype, device=dev)
 
     evals_per_step = tab.stages - (1 if tab.fsal else 0)
+    b_theta = None if tab.b_theta is None else torch.as_tensor(tab.b_theta, dtype=y0.dtype, device=dev)
     while rows.numel() > 0:
         if tab.adaptive:
             last = t + h >= tend
@@ -167,22 +168,23 @@ def integrate(f: RHS, y0: Tensor, t_eval: Tensor, cfg: SolverConfig, args: tuple
         if on_accept is not None:
             on_accept(rows, accept, t, h, step)
 
-        # Outputs: every t_eval in (t, t_new] of an accepted row (several may fall in one step).
-        while True:
-            te = t_eval[nk.clamp_max(K - 1), rows]
-            pend = (accept & (nk < K) & (te <= t_new)).nonzero().squeeze(1)
-            if pend.numel() == 0:
-                break
-            exact = (te[pend] == t_new[pend]).unsqueeze(-1)
+        # Outputs: every t_eval in (t, t_new] of an accepted row, all of this step's at once.
+        cnt = ((t_eval[:, rows] <= t_new).sum(0) - nk).clamp_min(0) * accept
+        n_out = int(cnt.sum())
+        if n_out:
+            src = torch.repeat_interleave(torch.arange(rows.numel(), device=dev), cnt)   # local row of each output
+            kk = nk[src] + torch.arange(n_out, device=dev) - (torch.cumsum(cnt, 0) - cnt)[src]
+            te = t_eval[kk, rows[src]]
+            exact = (te == t_new[src]).unsqueeze(-1)
             if tab.b_theta is None or bool(exact.all()):
-                val = step.y_new[pend]
+                val = step.y_new[src]
             else:
-                theta = (te[pend] - t[pend]) / h[pend]
-                val = dense_eval(tab, y[pend], h[pend], [k[pend] for k in step.ks], theta)
-                val = torch.where(exact, step.y_new[pend], val)
-            out_idx.append(nk[pend] * B + rows[pend])
+                theta = (te - t[src]) / h[src]
+                val = dense_eval(b_theta, y[src], h[src], torch.stack(step.ks, dim=1)[src], theta)
+                val = torch.where(exact, step.y_new[src], val)
+            out_idx.append(kk * B + rows[src])
             out_val.append(val)
-            nk = nk.index_add(0, pend, torch.ones_like(pend))
+            nk = nk + cnt
 
         all_acc = acc.numel() == rows.numel()
         y = step.y_new if all_acc else torch.where(accept.unsqueeze(-1), step.y_new, y)

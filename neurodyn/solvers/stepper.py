@@ -71,10 +71,9 @@ def stiffness_estimate(step: StepResult) -> Optional[Tensor]:
     return num / den.clamp_min(torch.finfo(den.dtype).tiny ** 0.5)
 
 
-def dense_eval(tab: ButcherTableau, y: Tensor, h: Tensor, ks: Sequence[Tensor], theta: Tensor) -> Tensor:
-    """``y(t + theta h) = y + h sum_i b_i(theta) k_i`` for rows with ``theta [b]`` in [0, 1]."""
-    bt = torch.as_tensor(tab.b_theta, dtype=y.dtype, device=y.device)         # [s, P]
-    powers = theta.unsqueeze(-1) ** torch.arange(bt.shape[1], device=y.device, dtype=y.dtype)  # [b, P]
-    w = powers @ bt.T                                                          # [b, s]
-    k = torch.stack(list(ks), dim=1)                                           # [b, s, D]
-    return y + h.unsqueeze(-1) * torch.einsum("bs,bsd->bd", w, k)
+def dense_eval(b_theta: Tensor, y: Tensor, h: Tensor, ks: Tensor, theta: Tensor) -> Tensor:
+    """``y(t + theta h) = y + h sum_i b_i(theta) k_i`` per row: ``b_theta [s, P]`` (the tableau's
+    polynomials as a tensor), ``y [m, D]``, ``h, theta [m]`` (theta in [0, 1]), stacked stages ``ks [m, s, D]``."""
+    powers = theta.unsqueeze(-1) ** torch.arange(b_theta.shape[1], device=y.device, dtype=y.dtype)  # [m, P]
+    w = powers @ b_theta.T                                                     # [m, s]
+    return y + h.unsqueeze(-1) * torch.einsum("ms,msd->md", w, ks)
