@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from neurodyn.errors import ShapeError
-from neurodyn.kernels.delay_buffer import delayed_propagate, propagate_delayed
+from neurodyn.kernels.delay_buffer import delayed_propagate, propagate_delayed, ring_offsets
 from neurodyn.kernels.sparse_linear import to_csr
 from neurodyn.nn.delays import shift_add
 
@@ -64,8 +64,10 @@ def test_kernel_reads_the_engines_event_layout():
     d = torch.randint(0, 5, (O, I))
     ptr, idx, val = to_csr(np.ascontiguousarray(x.permute(1, 0, 2).reshape(B * T, I).numpy()))
     out = np.zeros((T, B, O))
-    delayed_propagate(ptr, idx, val, T, np.full(B, T, dtype=np.int64), np.ascontiguousarray(w.t().numpy()),
-                      np.ascontiguousarray(d.t().numpy().astype(np.int32)), int(d.max()) + 1, out)
+    off, n_slots = ring_offsets(d.t().numpy())
+    assert n_slots == int(d.max()) + 1
+    delayed_propagate(ptr, idx, val, T, np.full(B, T, dtype=np.int64), np.ascontiguousarray(w.t().numpy()), off,
+                      n_slots, out)
     torch.testing.assert_close(torch.from_numpy(out), shift_add(x, w, d), rtol=1e-12, atol=1e-12)
 
 
