@@ -116,9 +116,13 @@ class DelayedLinear(nn.Module):
         self.sigma = float(sigma)
 
     def clamp_delays_(self) -> None:
-        """Clamp the delays into [0, max_delay] in place."""
+        """Clamp the delays into [0, max_delay] in place (only touched when out of range, so a
+        parameter saved for backward by an earlier call is not modified)."""
+        hi = self.max_delay / self.delay_lr_scale
         with torch.no_grad():
-            self.delay_param.clamp_(0.0, self.max_delay / self.delay_lr_scale)
+            p = self.delay_param
+            if bool((p < 0).any()) or bool((p > hi).any()):
+                p.clamp_(0.0, hi)
 
     def integer_delays(self) -> torch.Tensor:
         """Rounded delays [O, I] (int64 steps in [0, max_delay])."""

@@ -122,6 +122,18 @@ def test_integer_delays_round_and_clamp():
     assert m.rounded and m.sigma == 0.0 and m.delay.tolist() == [[0.0, 0.0], [3.0, 5.0]]
 
 
+def test_training_forward_clamps_delays_into_range():
+    m = DelayedLinear(2, 2, max_delay=5, delay_lr_scale=2.0)
+    with torch.no_grad():
+        m.delay_param.copy_(torch.tensor([[-1.0, 0.5], [2.0, 4.0]]))  # delays -2, 1, 4, 8 steps
+    m.eval()
+    m(torch.zeros(3, 1, 2))
+    assert m.delay.tolist() == [[-2.0, 1.0], [4.0, 8.0]]  # evaluation leaves the parameter alone
+    m.train()
+    m(torch.zeros(3, 1, 2))
+    assert m.delay.tolist() == [[0.0, 1.0], [4.0, 5.0]]
+
+
 def test_state_dict_carries_sigma_and_rounding():
     a = DelayedLinear(4, 3, max_delay=6, sigma_init=2.5)
     b = DelayedLinear(4, 3, max_delay=6)
