@@ -9,7 +9,8 @@ averaged by DDP, metrics are summed over processes, and only rank 0 writes files
 A run folder (``cfg.out``) holds ``config.toml`` (the exact config), ``model.pt`` (the
 checkpoint after the last finished epoch: model, optimizer, scheduler, epoch, history and
 every process's RNG state, so ``resume=True`` continues bit-identically), ``metrics.json``
-and the plots.
+and the plots.  A model with a method ``on_epoch_end(epoch)`` has it called after each
+epoch's evaluation (epoch 1-based), before the checkpoint is written.
 """
 from __future__ import annotations
 
@@ -283,6 +284,8 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
                "seconds": time.time() - t0}
         for k in hist:
             hist[k].append(row[k])
+        if callable(getattr(net, "on_epoch_end", None)):
+            net.on_epoch_end(ep + 1)  # model-side schedules (e.g. delays' kernel width); saved with the weights
         rngs = [rng_state(g, aug_rng)]
         if d.world > 1:
             rngs = [None] * d.world
