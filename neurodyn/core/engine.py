@@ -22,28 +22,29 @@ import inspect
 from functools import lru_cache
 from types import ModuleType
 
-from ..kernels.codegen import HEADER, _decorated, _load_module
+from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, typed_literals
 from ..neurons.base import NeuronModel
-from ..neurons.surrogate import SURROGATES
 
 
-def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> str:
-    """Kernel source for layers ``[(model, recurrent), ...]``; the first layer reads input events."""
-    from ..inference.confidence import MEASURES, softmax_stats
+def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype: str = "float64") -> str:
+    """Kernel source for layers ``[(model, recurrent), ...]`` in ``dtype`` (float32/float64); the
+    first layer reads input events."""
+    from ..inference.confidence import BOUNDS, MEASURES, softmax_sums, top2
 
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"network kernel dtype must be float32 or float64, got {dtype!r}")
     names = "_".join(m.name + ("r" if r else "") for m, r in signature)
     parts = [HEADER.format(name=names, sg="atan", alpha=2.0)]
-    # spike_grad is unused in inference but the derived VJPs are not emitted, so only steps are needed.
-    parts.append(_decorated(inspect.getsource(SURROGATES["atan"])))
-    parts.append(_decorated("def spike_grad(u):\n    return atan(u, ALPHA)\n"))
+    # Neuron steps with literals cast to the network's dtype (float32 stays float32, like the
+    # dense kernels); the confidence code below works on the float64 running sum and is not cast.
+    parts.append(_typed_prelude(dtype))
     seen = set()
     for m, _ in signature:
         if m.name not in seen:
-            parts.append(_decorated(m.derived.step_src))
+            parts.append(_decorated(typed_literals(m.derived.step_src)))
             seen.add(m.name)
     # Early exit: the confidence statistics and measures, compiled from their one definition.
-    parts.append(_decorated(inspect.getsource(softmax_stats)))
-    for fn in MEASURES.values():
+    for fn in (top2, softmax_sums, *MEASURES.values(), *BOUNDS.values()):
         parts.append(_decorated(inspect.getsource(fn)))
 
     args = ["ev_ptr", "ev_idx", "ev_val", "T", "steps"]
@@ -135,16 +136,38 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
     # Per-sample exit: once the running evidence is confident the sample's loop ends, so
     # it costs nothing more; its prediction is frozen at this step.
     body.append(f"{ind2}if exit_code != 0:")
-    body.append(f"{ind3}z1, z2, S, Q, k1 = softmax_stats(acc, (t + 1.0) ** gamma)")
+    body.append(f"{ind3}k1, k2 = top2(acc)")
+    body.append(f"{ind3}sc = t + 1.0 if gamma == 1.0 else (t + 1.0) ** gamma")
+    body.append(f"{ind3}z1 = acc[k1] / sc")
+    body.append(f"{ind3}z2 = acc[k2] / sc")
+    body.append(f"{ind3}e2 = math.exp(z2 - z1)")
+    body.append(f"{ind3}ub = 1.0")
+    # The top-2 bound (one exp) rules out most steps; the C exps run only where it cannot.
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
         body.append(f"{ind3}{kw} exit_code == {code}:")
-        body.append(f"{ind3}    cf = {name}(z1, z2, S, Q, log_n)")
-    body.append(f"{ind3}if record:")
-    body.append(f"{ind3}    conf_rec[t, b] = cf")
-    body.append(f"{ind3}if cf > threshold and t + 1 >= min_steps:")
-    body.append(f"{ind3}    run_b = t + 1")
-    body.append(f"{ind3}    break")
+        body.append(f"{ind3}    ub = {BOUNDS[name].__name__}(e2, log_n)")
+    body.append(f"{ind3}if record or ub > threshold - 1e-9:")
+    body.append(f"{ind3}    S, Q = softmax_sums(acc, sc, z1)")
+    for code, name in enumerate(MEASURES, start=1):
+        kw = "if" if code == 1 else "elif"
+        body.append(f"{ind3}    {kw} exit_code == {code}:")
+        body.append(f"{ind3}        cf = {name}(z1, z2, S, Q, log_n)")
+    body.append(f"{ind3}    if record:")
+    body.append(f"{ind3}        conf_rec[t, b] = cf")
+    body.append(f"{ind3}    if cf > threshold and t + 1 >= min_steps:")
+    body.append(f"{ind3}        run_b = t + 1")
+    body.append(f"{ind3}        break")
+    # Confidence at the last step run (the bound may have skipped computing it there).
+    body.append(f"{ind}if exit_code != 0 and run_b > 0:")
+    body.append(f"{ind}    sc = run_b * 1.0 if gamma == 1.0 else (run_b * 1.0) ** gamma")
+    body.append(f"{ind}    k1, k2 = top2(acc)")
+    body.append(f"{ind}    z1 = acc[k1] / sc")
+    body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1)")
+    for code, name in enumerate(MEASURES, start=1):
+        kw = "if" if code == 1 else "elif"
+        body.append(f"{ind}    {kw} exit_code == {code}:")
+        body.append(f"{ind}        cf = {name}(z1, acc[k2] / sc, S, Q, log_n)")
     for li_ in range(L):
         body.append(f"{ind}cnt{li_}[b] = tot{li_}")
     body.append(f"{ind}stop[b] = run_b")
@@ -155,10 +178,10 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...]) -> st
 
 
 @lru_cache(maxsize=None)
-def network_kernel(signature: tuple[tuple[NeuronModel, bool], ...]) -> ModuleType:
-    """Compiled (lazily) event-driven kernel module for a layer signature."""
-    stem = "net_" + "_".join(m.name + ("r" if r else "") for m, r in signature)
-    return _load_module(render_network_module(signature), stem)
+def network_kernel(signature: tuple[tuple[NeuronModel, bool], ...], dtype: str = "float64") -> ModuleType:
+    """Compiled (lazily) event-driven kernel module for a layer signature and dtype."""
+    stem = "net_" + "_".join(m.name + ("r" if r else "") for m, r in signature) + f"_{dtype}"
+    return _load_module(render_network_module(signature, dtype), stem)
 
 
 __all__ = ["render_network_module", "network_kernel"]

@@ -167,7 +167,7 @@ class Network:
         if early_exit is not None and n_out < 2:
             raise ShapeError(f"early exit needs a readout with at least 2 classes, the network has {n_out}")
         sig = tuple((l.model, l.recurrent is not None) for l in self.layers)
-        kern = network_kernel(sig)
+        kern = network_kernel(sig, self.dtype.name)
         dummy = np.zeros((1, 1, 1), dtype=self.dtype)
         args: list = [ptr, idx, val.astype(self.dtype, copy=False), T, steps]
         recs, cnts = [], []

@@ -8,13 +8,16 @@ Method (deterministic, no tuning knobs beyond the target):
    and mean timesteps of the exit rule exactly (``curves.threshold_sweep``).
 3. A threshold is *admissible* when an upper confidence bound of its accuracy loss
    against the full-length run is at most ``max_loss`` (a fraction: 0.005 = 0.5 points).
-   ``rule="net"`` measures the loss as the accuracy difference: per sample d = 1 if the
-   exit makes a right answer wrong, -1 if it makes a wrong one right, else 0; the bound is
-   mean(d) + z * std(d) / sqrt(N) with z the one-sided normal quantile of
-   ``confidence_level`` (0.95: z = 1.645), so the target holds on new data from the same
-   distribution with about that probability rather than only on the calibration set.
-   ``rule="harm"`` counts only samples made wrong (gains do not pay for losses), with the
-   same kind of bound.  ``confidence_level=0.5`` (z = 0) uses the plain calibration loss.
+   Per sample the exit either harms (right at full length, wrong at the exit), gains (the
+   reverse) or changes nothing; with harm and gain rates h and g on N calibration samples,
+   ``rule="net"`` bounds the loss h - g by Wilson's upper bound of h minus Wilson's lower
+   bound of g, each at one-sided level 1 - (1 - confidence_level) / 2 (so both hold
+   together with probability >= confidence_level); ``rule="harm"`` bounds h alone (gains
+   do not pay for losses) at ``confidence_level``.  Wilson's score interval stays honest
+   at zero counts (0 harms in N samples still bounds h by about z^2 / N), which a normal
+   approximation does not: a small calibration set cannot certify a small loss, and then
+   the rule keeps the full length.  ``confidence_level=None`` uses the plain calibration
+   loss (h - g, or h), with no allowance for sampling error.
 4. The chosen threshold is the lowest one from which *every* higher threshold is also
    admissible.  Mean timesteps never decrease as the threshold rises, but accuracy is not
    monotone; this guard keeps the choice away from an admissible point that is only a
@@ -23,9 +26,10 @@ Method (deterministic, no tuning knobs beyond the target):
 5. With several evidence exponents ``gamma`` (see ``confidence``), steps 2-4 run for each
    and the one whose threshold gives the fewest calibration mean timesteps is kept.
 
-Threshold 1.0 (never exit early) has zero loss and is always admissible, so calibration
+Threshold 1.0 (never exit early) changes nothing and is always admissible, so calibration
 always succeeds; it returns 1.0 when no earlier exit meets the target.  Small calibration
-sets give wide bounds and so cautious thresholds: that is the price of the guarantee.
+sets give wide bounds and so cautious thresholds: that is the price of the guarantee (to
+certify 0.5 points at 95% takes several hundred calibration samples).
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ class Calibration:
     min_steps: int
     max_loss: float
     rule: str
-    confidence_level: float
+    confidence_level: float | None
     accuracy: float
     full_accuracy: float
     mean_steps: float
@@ -65,29 +69,40 @@ class Calibration:
 RULES = ("net", "harm")
 
 
+def wilson_bounds(p: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (lower, upper) of a binomial rate p observed on n samples, z-score z."""
+    p = np.asarray(p, dtype=np.float64)
+    den = 1.0 + z * z / n
+    mid = p + z * z / (2 * n)
+    half = z * np.sqrt(np.clip(p * (1 - p), 0.0, None) / n + z * z / (4 * n * n))
+    return np.clip((mid - half) / den, 0.0, 1.0), np.clip((mid + half) / den, 0.0, 1.0)
+
+
 def calibrate_from_trace(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor,
                          max_loss: float = 0.005, min_steps: int = 1, rule: str = "net",
-                         measure: str = "max_softmax", confidence_level: float = 0.95,
+                         measure: str = "max_softmax", confidence_level: float | None = 0.95,
                          gamma: float = 1.0) -> Calibration:
     """Calibrate from recorded traces conf, pred [T, B] (of ``measure`` and ``gamma``), labels y [B], lengths [B]."""
     if not (0.0 <= max_loss <= 1.0):
         raise ConfigError(f"max_loss is a fraction of samples in [0, 1] (0.005 = 0.5 points), got {max_loss!r}")
     if rule not in RULES:
         raise ConfigError(f"unknown calibration rule '{rule}'; choose one of {RULES}")
-    if not (0.5 <= confidence_level < 1.0):
-        raise ConfigError(f"confidence_level must lie in [0.5, 1), got {confidence_level!r}")
+    if confidence_level is not None and not (0.5 < confidence_level < 1.0):
+        raise ConfigError(f"confidence_level must lie in (0.5, 1) or be None, got {confidence_level!r}")
     curve = threshold_sweep(conf, pred, y, lengths, min_steps)
     full_acc = float(curve.accuracy[-1])
     harm = curve.harm_rate
-    if rule == "net":
-        gain = curve.accuracy - full_acc + harm
-        loss, second = harm - gain, harm + gain  # mean of d and of d**2
-    else:
-        loss, second = harm, harm
+    gain = np.clip(curve.accuracy - full_acc + harm, 0.0, None)
     n = max(int(y.shape[0]), 1)
-    z = NormalDist().inv_cdf(confidence_level)
-    bound = loss + z * np.sqrt(np.clip(second - loss**2, 0.0, None) / n)
-    ok = bound <= max_loss + 1e-12
+    if confidence_level is None:
+        bound = harm - gain if rule == "net" else harm
+    elif rule == "net":
+        z = NormalDist().inv_cdf(1.0 - (1.0 - confidence_level) / 2)
+        bound = wilson_bounds(harm, n, z)[1] - wilson_bounds(gain, n, z)[0]
+    else:
+        bound = wilson_bounds(harm, n, NormalDist().inv_cdf(confidence_level))[1]
+    # Threshold 1.0 changes nothing: admissible by definition (its bound is not 0 at small N).
+    ok = (bound <= max_loss + 1e-12) | (curve.param >= 1.0)
     bad = np.nonzero(~ok)[0]
     k = int(bad.max()) + 1 if bad.size else 0
     return Calibration(threshold=float(curve.param[k]), measure=measure, gamma=float(gamma), min_steps=min_steps,
@@ -100,7 +115,8 @@ def calibrate_from_trace(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor
 
 def calibrate_threshold(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, max_loss: float = 0.005,
                         measure: str = "max_softmax", min_steps: int = 1, rule: str = "net",
-                        confidence_level: float = 0.95, gamma: float | Sequence[float] = 1.0) -> Calibration:
+                        confidence_level: float | None = 0.95,
+                        gamma: float | Sequence[float] = 1.0) -> Calibration:
     """Calibrate from a recorded full-length readout v [T, B, C] of held-out data, labels y [B], lengths [B].
 
     gamma: the evidence exponent, or several to choose from (step 5 of the method).
@@ -118,4 +134,4 @@ def calibrate_threshold(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor,
     return best
 
 
-__all__ = ["Calibration", "RULES", "calibrate_threshold", "calibrate_from_trace"]
+__all__ = ["Calibration", "RULES", "wilson_bounds", "calibrate_threshold", "calibrate_from_trace"]

@@ -53,31 +53,63 @@ def entropy(z1, z2, S, Q, log_n):
 MEASURES: dict[str, Callable] = {"max_softmax": max_softmax, "margin": margin, "entropy": entropy}
 
 
-def softmax_stats(acc, scale):
-    """(z1, z2, S, Q, argmax) of z = acc / scale; acc [C] running sum of the readout, scale = t**gamma.
+# Upper bounds of each measure from the top-2 gap alone (e2 = exp(z2 - z1) <= 1): S >= 1 + e2,
+# and entropy >= min-entropy = -log p_max >= log(1 + e2).  The event kernel evaluates the
+# bound first (one exp) and the full sums (C exps) only on steps where the bound leaves the
+# sample a chance to be confident: cost only, never a different decision (tested).
+def max_softmax_bound(e2, log_n):
+    return 1.0 / (1.0 + e2)
 
-    Plain loops over a 1-D array, so the same source runs in Python and inside the event
-    kernel (Numba).  Ties go to the lowest class index, as torch.argmax.
-    """
-    C = acc.shape[0]
-    z1 = acc[0] / scale
-    z2 = -math.inf
+
+def margin_bound(e2, log_n):
+    return (1.0 - e2) / (1.0 + e2)
+
+
+def entropy_bound(e2, log_n):
+    return 1.0 - log(1.0 + e2) / log_n  # noqa: F821
+
+
+BOUNDS: dict[str, Callable] = {"max_softmax": max_softmax_bound, "margin": margin_bound, "entropy": entropy_bound}
+
+
+def top2(acc):
+    """Indices (k1, k2) of the largest and second largest entries of acc [C >= 2]; ties go to the
+    lowest index, as torch.argmax."""
     k1 = 0
-    for j in range(1, C):
-        z = acc[j] / scale
-        if z > z1:
-            z2 = z1
-            z1 = z
+    k2 = 1
+    if acc[1] > acc[0]:
+        k1 = 1
+        k2 = 0
+    for j in range(2, acc.shape[0]):
+        if acc[j] > acc[k1]:
+            k2 = k1
             k1 = j
-        elif z > z2:
-            z2 = z
+        elif acc[j] > acc[k2]:
+            k2 = j
+    return k1, k2
+
+
+def softmax_sums(acc, scale, z1):
+    """S = sum_j exp(z_j - z1) and Q = sum_j (z_j - z1) exp(z_j - z1) of z = acc / scale."""
     S = 0.0
     Q = 0.0
-    for j in range(C):
+    for j in range(acc.shape[0]):
         d = acc[j] / scale - z1
         e = math.exp(d)
         S += e
         Q += d * e
+    return S, Q
+
+
+def softmax_stats(acc, scale):
+    """(z1, z2, S, Q, argmax) of z = acc / scale; acc [C] running sum of the readout, scale = t**gamma.
+
+    Plain loops over a 1-D array: the same source runs in Python and inside the event kernel.
+    """
+    k1, k2 = top2(acc)
+    z1 = acc[k1] / scale
+    z2 = acc[k2] / scale
+    S, Q = softmax_sums(acc, scale, z1)
     return z1, z2, S, Q, k1
 
 
@@ -108,10 +140,20 @@ def measure_source(name: str) -> str:
     return inspect.getsource(MEASURES[check_measure(name)])
 
 
+_TORCH_PRIMS = {"exp": torch.exp, "log": torch.log}
+
+
 @lru_cache(maxsize=None)
 def torch_measure(name: str) -> Callable:
     """The measure ``name`` bound to torch primitives (elementwise over tensors)."""
-    return compile_source(measure_source(name), name, {"exp": torch.exp, "log": torch.log})
+    return compile_source(measure_source(name), name, _TORCH_PRIMS)
+
+
+@lru_cache(maxsize=None)
+def torch_bound(name: str) -> Callable:
+    """The top-2 upper bound of measure ``name`` bound to torch primitives: fn(e2, log_n)."""
+    fn = BOUNDS[check_measure(name)]
+    return compile_source(inspect.getsource(fn), fn.__name__, _TORCH_PRIMS)
 
 
 @dataclass(frozen=True)
@@ -164,9 +206,13 @@ def confidence_trace(v: torch.Tensor, measure: str = "max_softmax",
     sums, as the kernel): one full recorded run gives every threshold's exit (``curves``).
     """
     with torch.no_grad():
-        z = running_logits(v.detach(), torch.float64, gamma)
-        return confidence(z, measure), z.argmax(-1)
+        acc = torch.cumsum(v.detach().to(torch.float64), 0)
+        if acc.dim() != 3:
+            raise ShapeError(f"readout must be [T, B, C], got {tuple(v.shape)}")
+        scale = torch.arange(1, v.shape[0] + 1, dtype=torch.float64) ** check_gamma(gamma)
+        # Prediction from the sum (the kernel's argmax), the same as from z for any gamma.
+        return confidence(acc / scale[:, None, None], measure), acc.argmax(-1)
 
 
-__all__ = ["MEASURES", "EarlyExit", "max_softmax", "margin", "entropy", "softmax_stats", "softmax_stats_torch",
-           "torch_measure", "measure_source", "check_measure", "check_gamma", "confidence", "running_logits", "confidence_trace"]
+__all__ = ["MEASURES", "BOUNDS", "EarlyExit", "top2", "softmax_sums", "max_softmax", "margin", "entropy", "softmax_stats", "softmax_stats_torch",
+           "torch_measure", "torch_bound", "measure_source", "check_measure", "check_gamma", "confidence", "running_logits", "confidence_trace"]

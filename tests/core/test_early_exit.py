@@ -85,6 +85,13 @@ def test_kernel_exit_equals_replayed_torch_trace(measure):
         res = n.run(x, steps=lengths, early_exit=EarlyExit(thr, measure, min_steps), record=True)
         s, p = exit_from_trace(conf, pred, lengths, thr, min_steps)
         assert torch.equal(res.steps, s) and torch.equal(res.pred, p)
+        # Without recording the kernel skips the full sums where the top-2 bound rules an exit out:
+        # same exits, same final confidence.
+        quiet = n.run(x, steps=lengths, early_exit=EarlyExit(thr, measure, min_steps))
+        assert torch.equal(quiet.steps, s) and torch.equal(quiet.pred, p)
+        torch.testing.assert_close(quiet.confidence, res.confidence, rtol=0, atol=0)
+        last = conf.gather(0, (s - 1).clamp(min=0)[None])[0]
+        torch.testing.assert_close(quiet.confidence, last, rtol=1e-12, atol=1e-12)
         assert (res.steps < lengths).any(), "threshold should stop some samples early"
         # The kernel's confidence after every step run is the torch measure of the same run.
         run = torch.arange(50)[:, None] < res.steps[None, :]

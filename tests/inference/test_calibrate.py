@@ -44,7 +44,7 @@ def test_calibrated_threshold_meets_target_on_held_out_data(rule):
 
 def test_plain_rule_meets_target_on_calibration_data_and_every_higher_threshold():
     v, y, lengths = _stream(1000, seed=3)
-    cal = calibrate_threshold(v, y, lengths, max_loss=0.02, confidence_level=0.5)
+    cal = calibrate_threshold(v, y, lengths, max_loss=0.02, confidence_level=None)
     conf, pred = confidence_trace(v)
     curve = threshold_sweep(conf, pred, y, lengths)
     above = curve.param >= cal.threshold
@@ -57,10 +57,26 @@ def test_plain_rule_meets_target_on_calibration_data_and_every_higher_threshold(
 
 def test_confidence_bound_is_more_cautious():
     v, y, lengths = _stream(500, seed=4)
-    plain = calibrate_threshold(v, y, lengths, max_loss=0.01, confidence_level=0.5)
+    plain = calibrate_threshold(v, y, lengths, max_loss=0.01, confidence_level=None)
     bounded = calibrate_threshold(v, y, lengths, max_loss=0.01, confidence_level=0.95)
     assert bounded.threshold >= plain.threshold
     assert calibrate_threshold(v, y, lengths, max_loss=0.0, rule="harm").mean_steps >= bounded.mean_steps
+
+
+def test_small_calibration_sets_cannot_certify_small_losses():
+    # 100 samples: even with no sample harmed, Wilson's bound on the harm rate is ~2.6% > 0.5%.
+    v, y, lengths = _stream(100, seed=5)
+    cal = calibrate_threshold(v, y, lengths, max_loss=0.005, rule="harm")
+    assert cal.threshold == 1.0 and cal.mean_steps == cal.full_mean_steps
+
+
+def test_wilson_bounds_cover_the_rate():
+    from neurodyn.inference.calibrate import wilson_bounds
+    lo, hi = wilson_bounds(np.array([0.0, 0.1, 1.0]), 100, 1.96)
+    assert lo[0] == 0.0 and 0.03 < hi[0] < 0.04  # 0/100: upper ~ z^2 / (n + z^2)
+    assert lo[1] < 0.1 < hi[1] and hi[2] == pytest.approx(1.0)
+    lo0, hi0 = wilson_bounds(np.array([0.1]), 100, 0.0)
+    assert lo0[0] == pytest.approx(0.1) and hi0[0] == pytest.approx(0.1)
 
 
 def test_calibration_errors():
@@ -70,4 +86,4 @@ def test_calibration_errors():
     with pytest.raises(ConfigError, match="rule"):
         calibrate_threshold(v, y, lengths, rule="vibes")
     with pytest.raises(ConfigError, match="confidence_level"):
-        calibrate_threshold(v, y, lengths, confidence_level=1.0)
+        calibrate_threshold(v, y, lengths, confidence_level=0.5)

@@ -58,3 +58,20 @@ def test_confidence_errors():
         confidence(torch.zeros(3, 1))
     with pytest.raises(ConfigError, match="unknown confidence measure"):
         confidence(torch.zeros(3, 2), "nope")
+
+
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_top2_bounds_bound_the_measures(measure):
+    from neurodyn.inference.confidence import torch_bound
+    z = torch.cat([_logits((400, 6)), torch.zeros(5, 6), torch.randn(100, 6) * 0.01, torch.randn(100, 6) * 30])
+    top = z.topk(2, -1).values
+    e2 = torch.exp(top[:, 1] - top[:, 0])
+    bound = torch_bound(measure)(e2, math.log(6))
+    assert (bound >= confidence(z, measure) - 1e-12).all()
+
+
+def test_top2_ties_go_to_the_lowest_index():
+    from neurodyn.inference.confidence import top2
+    assert top2(np.array([1.0, 1.0, 0.0])) == (0, 1)
+    assert top2(np.array([0.0, 2.0, 2.0, 1.0])) == (1, 2)
+    assert top2(np.array([3.0, 1.0, 2.0])) == (0, 2)
