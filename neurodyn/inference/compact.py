@@ -117,7 +117,8 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
     t0 = 0
     while t0 < T and not bool(done.all()):
         t1 = min(T, t0 + chunk)
-        v = _run_chunk(mods, x[t0:t1, rows], states)
+        xc = x[t0:t1] if rows.numel() == B else x[t0:t1, rows]  # a view while nobody has left
+        v = _run_chunk(mods, xc, states)
         work += (t1 - t0) * int(rows.numel())
         if v.dim() != 3:
             raise ShapeError(f"the model must output a readout [T, B, C], got {tuple(v.shape)}")
@@ -126,7 +127,8 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
             cs = cs + acc[None]
         acc = cs[-1]
         tt = torch.arange(t0, t1)[:, None]
-        z = cs / ((tt + 1).to(torch.float64) ** early_exit.gamma)[..., None]
+        scale = (tt + 1).to(torch.float64)
+        z = cs / (scale if early_exit.gamma == 1.0 else scale ** early_exit.gamma)[..., None]
         c = confidence(z, early_exit.measure)
         L = lengths[rows][None, :]
         hit = (c > early_exit.threshold) & (tt + 1 >= early_exit.min_steps) & (tt < L)
