@@ -13,8 +13,8 @@ from neurodyn.export import from_nir, read_hdf5, read_nir
 
 
 def _write_tiny_shd(folder: Path) -> Path:
-    # The trainer tests' tiny SHD writer (tests/train/conftest.py), loaded by path.
-    spec = importlib.util.spec_from_file_location("train_tiny_shd", Path(__file__).parents[1] / "train" / "conftest.py")
+    # The trainer tests' tiny SHD writer (tests/train/tiny_shd_data.py), loaded by path.
+    spec = importlib.util.spec_from_file_location("train_tiny_shd", Path(__file__).parents[1] / "train" / "tiny_shd_data.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.write_tiny_shd(folder)
