@@ -36,7 +36,8 @@ def _train(a: argparse.Namespace) -> int:
     from .train import train
     cfg = _train_config(a)
     m = train(cfg, resume=a.resume)
-    print(f"test accuracy: {m['test_accuracy']:.3f}   (plots and metrics in {cfg.out}/)")
+    if m["rank"] == 0:  # under torchrun every process returns the same metrics
+        print(f"test accuracy: {m['test_accuracy']:.3f}   (plots and metrics in {cfg.out}/)")
     return 0
 
 

@@ -59,7 +59,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as e:
-        raise DataFormatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise DataFormatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(state, dict):
         raise DataFormatError(f"{path}: checkpoint holds {type(state).__name__}, expected a dict")
     return state

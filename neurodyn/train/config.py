@@ -126,7 +126,8 @@ class TrainConfig:
                 value = _get(self.to_dict(), key)
                 raise ConfigError(f"{key} = {value!r} is out of range")
         for key, value, choices in (("train.loss", t.loss, LOSSES), ("train.optimizer", t.optimizer, OPTIMIZERS),
-                                    ("train.scheduler", t.scheduler, SCHEDULERS), ("train.backend", t.backend, BACKENDS)):
+                                    ("train.scheduler", t.scheduler, SCHEDULERS),
+                                    ("train.backend", t.backend, BACKENDS)):
             if value not in choices:
                 raise ConfigError(f"{key} = {value!r}: choose one of {', '.join(choices)}")
 

@@ -36,8 +36,8 @@ from .config import DataConfig, TrainConfig, TrainOptions, write_config
 from .losses import class_scores, loss_fn, readout_logits
 from .models import build_model
 
-__all__ = ["DataConfig", "TrainConfig", "TrainOptions", "evaluate", "confusion_matrix", "readout_logits", "train",
-           "make_optimizer", "make_scheduler", "CHECKPOINT_NAME"]
+__all__ = ["CHECKPOINT_NAME", "DataConfig", "TrainConfig", "TrainOptions", "confusion_counts", "confusion_matrix",
+           "evaluate", "make_optimizer", "make_scheduler", "readout_logits", "train"]
 
 CHECKPOINT_NAME = "model.pt"
 EpochCallback = Callable[[int, dict], None]
@@ -63,8 +63,16 @@ def confusion_matrix(model: nn.Module, loader: DataLoader, loss: str = "mean_mem
         for x, y, lengths in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             preds.append(class_scores(model(flatten_frames(x)), lengths, loss).argmax(1))
             ys.append(y)
+    return confusion_counts(preds, ys, n_classes)
+
+
+def confusion_counts(preds: list[torch.Tensor], labels: list[torch.Tensor], n_classes: int | None = None) -> np.ndarray:
+    """Confusion matrix [C, C] (rows: true class) from batches of predicted and true classes [B].
+
+    Without ``n_classes`` C is 1 + the largest label or prediction seen.
+    """
     p = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
-    t = torch.cat(ys).numpy() if ys else np.zeros(0, np.int64)
+    t = torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
     if n_classes is None:
         n_classes = int(max(p.max(initial=-1), t.max(initial=-1))) + 1
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -195,7 +203,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_epoch_end: EpochCallback
     ``resume``: continue from ``cfg.out/model.pt`` if it exists (same config and process
     count required), giving the same weights as an uninterrupted run.  ``on_epoch_end(epoch,
     row)`` runs on every process after each epoch's checkpoint is written (an exception
-    there stops training, as a crash would).  Returns the metrics (also on every process).
+    there stops training, as a crash would).  Returns the metrics (on every process, with its "rank").
     """
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"train() needs a TrainConfig, got {type(cfg).__name__}")
@@ -311,7 +319,7 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
         if plots:
             from .plots import plot_run
             plot_run(hist, net, test_ds, cm, out)
-    return metrics
+    return {**metrics, "rank": d.rank}
 
 
 def _test_confusion(net: nn.Module, loader: DataLoader, loss: str, n_classes: int, d: _Dist) -> np.ndarray:
