@@ -96,6 +96,8 @@ def test_shipped_configs_load_and_point_at_the_sample_data():
         cfg = load_config(ROOT / "configs" / name)
         assert cfg.data.path == data and (ROOT / data).is_dir()
         assert cfg.model["kind"] == "mlp"
+        # the files spell out the defaults: the same run as `neurodyn train --data <sample>`
+        assert cfg == load_config(None, [f"data.path={data}"])
 
 
 class _Toy(nn.Module):
