@@ -10,11 +10,13 @@ the taps, times the weight.  The layer is the causal convolution
 The spread kernel gives the loss a gradient with respect to d.  sigma shrinks during
 training (``SigmaSchedule``); at sigma = 0 the kernel is one-hot at round(d), which is the
 integer-delay synapse y[t, o] = sum_i W[o, i] x[t - D[o, i], i] that ``round_delays_()``
-switches to (``shift_add`` here, ring buffers in ``kernels.delay_buffer`` for the event core).
+switches to (``shift_add`` here when gradients are needed, else the Numba ring buffers of
+``kernels.delay_buffer``, which the event core can call too).
 """
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import nn
 
