@@ -21,7 +21,7 @@ def test_fake_quantized_forward_is_the_dequantized_chip_network():
 
 
 def test_same_integers_as_quantize_and_clean_removal():
-    net = make_net("mixed")
+    net = make_net("lif")
     x = spikes_input()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     h = qat(net, "loihi", calib=x)
