@@ -4,7 +4,8 @@ One Numba kernel runs a whole network, time-major, one sample per thread-iterati
 (``prange`` over the batch), so each sample has its own clock: it runs ``steps[b]``
 steps and then stops costing anything (the per-sample active mask).  Spikes propagate
 as events: a layer's input current is its bias plus the weight rows of the inputs that
-are active this step (recurrent layers also add the rows of their own spikes from the
+are active this step (input events come as CSR lists, or are found in dense frames [T, B, N]
+as the sample reaches them) (recurrent layers also add the rows of their own spikes from the
 previous step).  Non-spiking layers (LI readouts) pass their full output densely.  The
 neuron updates call the same derived step functions as the training kernels.
 
@@ -47,7 +48,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     for fn in (top2, softmax_sums, *MEASURES.values(), *BOUNDS.values()):
         parts.append(_decorated(inspect.getsource(fn)))
 
-    args = ["ev_ptr", "ev_idx", "ev_val", "T", "steps"]
+    args = ["ev_ptr", "ev_idx", "ev_val", "X", "dense_in", "T", "steps"]
     for li_, (m, rec) in enumerate(signature):
         args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
@@ -74,6 +75,8 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
             body.append(f"{ind}sp{li_} = np.empty(N{li_}, dtype=np.int32)")
             body.append(f"{ind}nsp{li_} = 0")
         body.append(f"{ind}tot{li_} = 0")
+    body.append(f"{ind}NI = W0.shape[0]")
+    body.append(f"{ind}act = np.empty(NI if dense_in else 1, dtype=np.int32)")
     # Running sum of the readout (float64, like the torch-side running_logits).
     body.append(f"{ind}acc = np.zeros(N{last}, dtype=np.float64)")
     body.append(f"{ind}run_b = steps[b]")
@@ -91,11 +94,27 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
             body.append(f"{ind3}for j in range(N{li_}):")
             body.append(f"{ind3}    cur{li_}[j] += wr[j]")
         if li_ == 0:
-            body.append(f"{ind2}for e in range(ev_ptr[b * T + t], ev_ptr[b * T + t + 1]):")
-            body.append(f"{ind3}w = W0[ev_idx[e]]")
-            body.append(f"{ind3}a = ev_val[e]")
-            body.append(f"{ind3}for j in range(N0):")
-            body.append(f"{ind3}    cur0[j] += a * w[j]")
+            # Input events from CSR lists, or found in the dense frame of this step (so a sample
+            # that stops early never reads the rest of its frames either).
+            # Branch-free gather of the active inputs first: sparse frames mispredict a branch.
+            body.append(f"{ind2}if dense_in:")
+            body.append(f"{ind3}xr = X[t, b]")
+            body.append(f"{ind3}nin = 0")
+            body.append(f"{ind3}for k in range(NI):")
+            body.append(f"{ind3}    act[nin] = k")
+            body.append(f"{ind3}    nin += xr[k] != 0.0")
+            body.append(f"{ind3}for q in range(nin):")
+            body.append(f"{ind3}    k = act[q]")
+            body.append(f"{ind3}    a = xr[k]")
+            body.append(f"{ind3}    w = W0[k]")
+            body.append(f"{ind3}    for j in range(N0):")
+            body.append(f"{ind3}        cur0[j] += a * w[j]")
+            body.append(f"{ind2}else:")
+            body.append(f"{ind3}for e in range(ev_ptr[b * T + t], ev_ptr[b * T + t + 1]):")
+            body.append(f"{ind3}    w = W0[ev_idx[e]]")
+            body.append(f"{ind3}    a = ev_val[e]")
+            body.append(f"{ind3}    for j in range(N0):")
+            body.append(f"{ind3}        cur0[j] += a * w[j]")
         else:
             pm, _ = signature[li_ - 1]
             p = li_ - 1

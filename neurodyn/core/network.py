@@ -138,20 +138,25 @@ class Network:
             early_exit: EarlyExit | None = None) -> NetworkResult:
         """Run the network event-driven on a dense input x [T, B, N_in].
 
-        steps: [B] number of steps each sample runs at most (default T); the rest cost
-        nothing and output 0.  record: also return every layer's output [T, B, N].
-        early_exit: stop each sample once its running readout is confident (see
-        ``inference.confidence.EarlyExit``); None runs every sample for its ``steps``.
+        The kernel finds the nonzero inputs of each step in the frame itself (no conversion
+        pass over all frames first), so the result equals ``run_events`` on
+        ``events_from_dense(x)``.  steps: [B] number of steps each sample runs at most
+        (default T); the rest cost nothing and output 0.  record: also return every layer's
+        output [T, B, N].  early_exit: stop each sample once its running readout is confident
+        (see ``inference.confidence.EarlyExit``); None runs every sample for its ``steps``.
         """
+        if x.dim() != 3 or x.shape[2] != self.in_features:
+            raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
-        ptr, idx, val = self.events_from_dense(x)
         if steps is None:
             steps_np = np.full(B, T, dtype=np.int64)
         else:
             steps_np = np.asarray(torch.as_tensor(steps).cpu().numpy(), dtype=np.int64)
             if steps_np.shape != (B,) or (steps_np < 0).any() or (steps_np > T).any():
                 raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
-        return self.run_events(ptr, idx, val, T, steps_np, record, early_exit)
+        none = np.zeros(1, dtype=np.int64)
+        return self._launch((none, none.astype(np.int32), np.zeros(1, self.dtype), _np(x, self.dtype), True),
+                            T, steps_np, record, early_exit)
 
     def run_events(self, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
                    record: bool = False, early_exit: EarlyExit | None = None) -> NetworkResult:
@@ -161,6 +166,13 @@ class Network:
             raise ShapeError(f"event pointer must have B*T+1 = {B * T + 1} entries, got {ptr.shape[0]}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.in_features):
             raise ShapeError(f"input event channel out of range [0, {self.in_features})")
+        no_frames = np.zeros((1, 1, 1), dtype=self.dtype)
+        return self._launch((ptr, idx, val.astype(self.dtype, copy=False), no_frames, False), T, steps, record,
+                            early_exit)
+
+    def _launch(self, inputs: tuple, T: int, steps: np.ndarray, record: bool,
+                early_exit: EarlyExit | None) -> NetworkResult:
+        B = steps.shape[0]
         if early_exit is not None and not isinstance(early_exit, EarlyExit):
             raise ConfigError(f"early_exit must be an EarlyExit or None, got {type(early_exit).__name__}")
         n_out = self.layers[-1].size
@@ -169,7 +181,7 @@ class Network:
         sig = tuple((l.model, l.recurrent is not None) for l in self.layers)
         kern = network_kernel(sig, self.dtype.name)
         dummy = np.zeros((1, 1, 1), dtype=self.dtype)
-        args: list = [ptr, idx, val.astype(self.dtype, copy=False), T, steps]
+        args: list = [*inputs, T, steps]
         recs, cnts = [], []
         for layer in self.layers:
             args += [layer.weight, layer.bias] + ([layer.recurrent] if layer.recurrent is not None else [])

@@ -10,10 +10,12 @@ Method (deterministic, no tuning knobs beyond the target):
    against the full-length run is at most ``max_loss`` (a fraction: 0.005 = 0.5 points).
    Per sample the exit either harms (right at full length, wrong at the exit), gains (the
    reverse) or changes nothing; with harm and gain rates h and g on N calibration samples,
-   ``rule="net"`` bounds the loss h - g by Wilson's upper bound of h minus Wilson's lower
-   bound of g, each at one-sided level 1 - (1 - confidence_level) / 2 (so both hold
-   together with probability >= confidence_level); ``rule="harm"`` bounds h alone (gains
-   do not pay for losses) at ``confidence_level``.  Wilson's score interval stays honest
+   ``rule="harm"`` (default) bounds h by Wilson's upper bound at one-sided level
+   ``confidence_level``: the loss h - g is at most h, and gains do not pay for losses.
+   ``rule="net"`` bounds h - g by Wilson's upper bound of h minus Wilson's lower bound of
+   g, each at level 1 - (1 - confidence_level) / 2 (so both hold together with probability
+   >= confidence_level): it lets gains offset harms, but costs a wider bound on h, so it
+   only pays where early exits also correct many answers.  Wilson's score interval stays honest
    at zero counts (0 harms in N samples still bounds h by about z^2 / N), which a normal
    approximation does not: a small calibration set cannot certify a small loss, and then
    the rule keeps the full length.  ``confidence_level=None`` uses the plain calibration
@@ -66,7 +68,7 @@ class Calibration:
         return asdict(self)
 
 
-RULES = ("net", "harm")
+RULES = ("harm", "net")
 
 
 def wilson_bounds(p: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +81,7 @@ def wilson_bounds(p: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarr
 
 
 def calibrate_from_trace(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor,
-                         max_loss: float = 0.005, min_steps: int = 1, rule: str = "net",
+                         max_loss: float = 0.005, min_steps: int = 1, rule: str = "harm",
                          measure: str = "max_softmax", confidence_level: float | None = 0.95,
                          gamma: float = 1.0) -> Calibration:
     """Calibrate from recorded traces conf, pred [T, B] (of ``measure`` and ``gamma``), labels y [B], lengths [B]."""
@@ -114,7 +116,7 @@ def calibrate_from_trace(conf: torch.Tensor, pred: torch.Tensor, y: torch.Tensor
 
 
 def calibrate_threshold(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, max_loss: float = 0.005,
-                        measure: str = "max_softmax", min_steps: int = 1, rule: str = "net",
+                        measure: str = "max_softmax", min_steps: int = 1, rule: str = "harm",
                         confidence_level: float | None = 0.95,
                         gamma: float | Sequence[float] = 1.0) -> Calibration:
     """Calibrate from a recorded full-length readout v [T, B, C] of held-out data, labels y [B], lengths [B].

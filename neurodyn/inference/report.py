@@ -100,7 +100,7 @@ GAMMAS = (1.0, 0.5, 0.0)
 
 
 def early_exit_report(model: nn.Module, loader: Iterable, *, measure: str = "max_softmax", max_loss: float = 0.005,
-                      rule: str = "net", confidence_level: float | None = 0.95, gamma: float | Sequence[float] | None = None,
+                      rule: str = "harm", confidence_level: float | None = 0.95, gamma: float | Sequence[float] | None = None,
                       threshold: float | None = None, calib_loader: Iterable | None = None, min_steps: int = 1,
                       repeats: int = 1, progress: bool = True) -> dict:
     """Evaluate per-sample early exit of ``model`` (a trained nn.Sequential or core.Network) on ``loader``.

@@ -126,3 +126,18 @@ def test_early_exit_errors():
         EarlyExit(0.5, min_steps=0)
     with pytest.raises(ConfigError, match="EarlyExit"):
         Network.from_module(_net()).run(_input(5, 2), early_exit=0.5)
+
+
+def test_dense_frames_and_csr_events_give_the_same_run():
+    # run() reads the dense frames inside the kernel; run_events() walks CSR lists.
+    net = _net()
+    x = _input(30, 5) * torch.randint(1, 3, (30, 5, 40)).double()
+    n = Network.from_module(net)
+    lengths = torch.tensor([30, 12, 0, 30, 7])
+    ee = EarlyExit(0.3, "margin")
+    for early_exit in (None, ee):
+        a = n.run(x, steps=lengths, record=True, early_exit=early_exit)
+        b = n.run_events(*n.events_from_dense(x), 30, lengths.numpy(), record=True, early_exit=early_exit)
+        torch.testing.assert_close(a.out, b.out, rtol=0, atol=0)
+        assert torch.equal(a.steps, b.steps) and torch.equal(a.pred, b.pred)
+        assert all(torch.equal(p, q) for p, q in zip(a.counts, b.counts))

@@ -42,9 +42,9 @@ def test_calibrated_threshold_meets_target_on_held_out_data(rule):
     assert cal.mean_steps < cal.full_mean_steps
 
 
-def test_plain_rule_meets_target_on_calibration_data_and_every_higher_threshold():
+def test_plain_net_rule_meets_target_on_calibration_data_and_every_higher_threshold():
     v, y, lengths = _stream(1000, seed=3)
-    cal = calibrate_threshold(v, y, lengths, max_loss=0.02, confidence_level=None)
+    cal = calibrate_threshold(v, y, lengths, max_loss=0.02, confidence_level=None, rule="net")
     conf, pred = confidence_trace(v)
     curve = threshold_sweep(conf, pred, y, lengths)
     above = curve.param >= cal.threshold
