@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_inl = numba.njit(cache=True)
+_inl = numba.njit(inline="always", cache=True)
 
 
 @_inl
@@ -27,9 +27,10 @@ def sat(x, lo, hi):
 
 @_inl
 def qmul_trunc(c, x, f):
-    """c * x / 2**f rounded toward zero (Loihi's decay: sign(p) * (|p| >> f))."""
+    """c * x / 2**f rounded toward zero (Loihi's decay, lava's sign(p) * (|p| >> f))."""
+    # Branch-free: an arithmetic shift floors, so negative products first get 2**f - 1 added.
     p = c * x
-    return np.sign(p) * (np.abs(p) >> f)
+    return (p + ((p >> 63) & ((1 << f) - 1))) >> f
 
 
 @_inl
