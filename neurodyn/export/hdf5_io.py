@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -42,6 +41,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataFormatError, NeurodynError
 from ..neurons import get_neuron
+from .atomic import write_atomic
 from .fixed_point import FixedPointFormat
 from .quantize import QuantizedLayer, QuantizedNetwork
 
@@ -63,12 +63,9 @@ def _smallest_int(a: np.ndarray) -> np.ndarray:
 
 def write_hdf5(q: QuantizedNetwork, path: str | os.PathLike) -> Path:
     """Write ``q`` to ``path`` atomically (temp file + rename). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
     one = q.fmt.one
-    try:
+
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT_TAG
             f.attrs["version"] = VERSION
@@ -111,12 +108,8 @@ def write_hdf5(q: QuantizedNetwork, path: str | os.PathLike) -> Path:
                         n.create_dataset(name, data=_smallest_int(one - v if amount else v))
                 for s, v in zip(l.model.states, l.init):
                     n.create_dataset(f"init/{s}", data=_smallest_int(v))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return write_atomic(path, write)
 
 
 def _read(g: h5py.Group, key: str, file: Path):

@@ -24,7 +24,6 @@ Note: NIR fires on v > threshold, neurodyn on v >= threshold (they differ only o
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..core.network import Network
 from ..errors import ConfigError, DataFormatError
 from ..neurons import get_neuron
 from ..nn.neurons import SpikingNeuron
+from .atomic import write_atomic
 from .fixed_point import FixedPointFormat, round_half_away
 from .int_step import COEF_KINDS
 from .quantize import QuantizedLayer, QuantizedNetwork, _dequant_coef
@@ -401,22 +401,9 @@ def quantized_from_nir(graph) -> QuantizedNetwork:
 
 def write_nir(obj, path: str | os.PathLike, **kw) -> Path:
     """Write ``to_nir(obj, **kw)`` (or a NIRGraph) to an HDF5 .nir file atomically."""
-    import tempfile
-
     _need_nir()
     graph = obj if isinstance(obj, nir.NIRGraph) else to_nir(obj, **kw)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda tmp: nir.write(tmp, graph))
 
 
 def read_nir(path: str | os.PathLike):

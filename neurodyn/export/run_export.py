@@ -2,12 +2,12 @@
 ``neurodyn eval --quantized`` call)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ..data import load_dataset
 from ..errors import ConfigError
+from .atomic import write_atomic
 from .evaluate import calibration_input, evaluate_quantized
 from .fixed_point import PRESETS
 from .quantize import QuantizedNetwork, format_report, quantize
@@ -57,10 +57,8 @@ def export_run(run=None, checkpoint=None, fmt: str = "hdf5", preset: str = "loih
         q = quantize_run(r, preset, calib_samples)
         (write_nir if fmt == "nir" else write_hdf5)(q, path)
         report = format_report(q)
-        md = path.with_suffix(".md")
-        tmp = md.with_name(md.name + ".tmp")
-        tmp.write_text(f"# Quantization report: {ckpt} -> {path.name}\n\n{report}\n")
-        os.replace(tmp, md)
+        text = f"# Quantization report: {ckpt} -> {path.name}\n\n{report}\n"
+        write_atomic(path.with_suffix(".md"), lambda tmp: Path(tmp).write_text(text))
     return {"path": str(path), "report": report, "preset": preset, "format": fmt}
 
 
