@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..data import pad_collate
 from ..errors import ConfigError
 from ..train.losses import class_scores
+from ..train.trainer import accuracy_of
 from .fixed_point import FixedPointFormat
 from .quantize import QuantizedNetwork, quantize
 
@@ -53,7 +54,7 @@ def evaluate_quantized(model: nn.Module | QuantizedNetwork, loader: DataLoader,
         n_classes = int(max(p.max(initial=-1), t.max(initial=-1))) + 1
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (t, p), 1)
-    return {"accuracy": float(np.trace(cm) / cm.sum()) if cm.sum() else float("nan"), "n_samples": int(cm.sum()),
+    return {"accuracy": accuracy_of(cm), "n_samples": int(cm.sum()),
             "confusion": cm.tolist(), "saturations": int(sats), "preset": q.fmt.name, "format": q.fmt.to_dict(),
             "quantization": q.report}
 
