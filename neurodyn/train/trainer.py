@@ -310,10 +310,23 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
         if on_epoch_end is not None:
             on_epoch_end(ep + 1, row)
 
+    finalized = {}
     if cm is None:  # nothing left to train after a resume: report the checkpoint as it is
         cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
+    elif callable(getattr(net, "on_train_end", None)):
+        # Model-side finalisation (e.g. rounding learned delays to integer steps, the form the
+        # event core and chips run): evaluate again and keep the finalised model in the checkpoint.
+        finalized["test_accuracy_before_finalize"] = accuracy_of(cm)
+        net.on_train_end()
+        cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
+        if d.main:
+            print(f"finalised model ({type(net).__name__}.on_train_end): test acc {accuracy_of(cm):.3f} "
+                  f"(before: {finalized['test_accuracy_before_finalize']:.3f})")
+            ck = load_checkpoint(ckpt_path)
+            ck["model"] = net.state_dict()
+            save_checkpoint(ckpt_path, ck)
     metrics = {"config": cfg.to_dict(), "history": hist, "test_accuracy": accuracy_of(cm), "confusion": cm.tolist(),
-               "n_classes": n_classes, "world_size": d.world, "resumed_from_epoch": resumed_from}
+               "n_classes": n_classes, "world_size": d.world, "resumed_from_epoch": resumed_from, **finalized}
     if d.main:
         _write_json(out / "metrics.json", metrics)
         if plots:

@@ -61,3 +61,16 @@ def test_train_refuses_bad_setups(tiny_shd, tmp_path):
     with pytest.raises(ConfigError, match="spiking readout"):
         train(TrainConfig(data=str(tiny_shd), out=str(tmp_path), model={"hidden": [4]},
                           train={"epochs": 1, "loss": "spike_count"}))
+
+
+def test_on_train_end_finalises_the_saved_model(tiny_shd, tmp_path):
+    """A model's on_train_end (delays: round to integer steps) runs once after the last epoch;
+    the reported accuracy and the checkpoint are those of the finalised model."""
+    cfg = TrainConfig(data=str(tiny_shd), out=str(tmp_path),
+                      model={"kind": "delays", "hidden": [8], "max_delay_ms": 40.0},
+                      train={"epochs": 2, "batch_size": 6, "lr": 0.01})
+    m = train(cfg)
+    assert "test_accuracy_before_finalize" in m
+    state = load_checkpoint(tmp_path / "model.pt")["model"]
+    flags = [v for k, v in state.items() if k.endswith("_extra_state") and isinstance(v, dict) and "rounded" in v]
+    assert flags and all(f["rounded"] and f["sigma"] == 0.0 for f in flags)
