@@ -11,7 +11,7 @@ neuron updates call the same derived step functions as the training kernels.
 
 Early exit (``exit_code`` > 0): after every step the kernel adds the readout (last layer's
 output) to a float64 running sum, evaluates the chosen confidence measure of the evidence
-sum / t**gamma (``inference.confidence``, compiled in from its one definition) and ends the sample's
+sum / t**gamma (``scales``; ``inference.confidence``, compiled in from its one definition) and ends the sample's
 time loop at the first step >= ``min_steps`` whose confidence is > ``threshold``.  The
 sample's steps run, frozen prediction (argmax of the running sum) and last confidence are
 written to ``stop``, ``pred`` and ``conf``; outputs after the stop step stay 0.  With
@@ -30,7 +30,7 @@ from ..neurons.base import NeuronModel
 def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype: str = "float64") -> str:
     """Kernel source for layers ``[(model, recurrent), ...]`` in ``dtype`` (float32/float64); the
     first layer reads input events."""
-    from ..inference.confidence import BOUNDS, MEASURES, softmax_sums, top2
+    from ..inference.confidence import LIMITS, MEASURES, softmax_sums, top2
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"network kernel dtype must be float32 or float64, got {dtype!r}")
@@ -45,7 +45,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
             parts.append(_decorated(typed_literals(m.derived.step_src)))
             seen.add(m.name)
     # Early exit: the confidence statistics and measures, compiled from their one definition.
-    for fn in (top2, softmax_sums, *MEASURES.values(), *BOUNDS.values()):
+    for fn in (top2, softmax_sums, *MEASURES.values(), *LIMITS.values()):
         parts.append(_decorated(inspect.getsource(fn)))
 
     args = ["ev_ptr", "ev_idx", "ev_val", "X", "dense_in", "T", "steps"]
@@ -53,7 +53,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
         args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
         args += [f"rec{li_}", f"cnt{li_}"]
-    args += ["record", "out", "exit_code", "threshold", "min_steps", "gamma", "log_n", "stop", "pred", "conf", "conf_rec"]
+    args += ["record", "out", "exit_code", "threshold", "min_steps", "scales", "log_n", "stop", "pred", "conf", "conf_rec"]
     L = len(signature)
     last = L - 1
     body = [
@@ -156,33 +156,37 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     # it costs nothing more; its prediction is frozen at this step.
     body.append(f"{ind2}if exit_code != 0:")
     body.append(f"{ind3}k1, k2 = top2(acc)")
-    body.append(f"{ind3}sc = t + 1.0 if gamma == 1.0 else (t + 1.0) ** gamma")
+    body.append(f"{ind3}sc = scales[t]")
     body.append(f"{ind3}z1 = acc[k1] / sc")
     body.append(f"{ind3}z2 = acc[k2] / sc")
     body.append(f"{ind3}e2 = math.exp(z2 - z1)")
-    body.append(f"{ind3}ub = 1.0")
-    # The top-2 bound (one exp) rules out most steps; the C exps run only where it cannot.
+    # S-limit: with S >= lim the sample cannot be confident (1e-9 of slack for rounding).  The top
+    # two classes alone (S >= 1 + e2) rule out most steps; the C-exp loop stops at the limit.
+    body.append(f"{ind3}lim = math.inf")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
         body.append(f"{ind3}{kw} exit_code == {code}:")
-        body.append(f"{ind3}    ub = {BOUNDS[name].__name__}(e2, log_n)")
-    body.append(f"{ind3}if record or ub > threshold - 1e-9:")
-    body.append(f"{ind3}    S, Q = softmax_sums(acc, sc, z1)")
+        body.append(f"{ind3}    lim = {LIMITS[name].__name__}(threshold - 1e-9, e2, log_n)")
+    body.append(f"{ind3}if record:")
+    body.append(f"{ind3}    lim = math.inf")
+    body.append(f"{ind3}if 1.0 + e2 < lim:")
+    body.append(f"{ind3}    S, Q = softmax_sums(acc, sc, z1, lim)")
+    body.append(f"{ind3}    if S < lim:")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
-        body.append(f"{ind3}    {kw} exit_code == {code}:")
-        body.append(f"{ind3}        cf = {name}(z1, z2, S, Q, log_n)")
-    body.append(f"{ind3}    if record:")
-    body.append(f"{ind3}        conf_rec[t, b] = cf")
-    body.append(f"{ind3}    if cf > threshold and t + 1 >= min_steps:")
-    body.append(f"{ind3}        run_b = t + 1")
-    body.append(f"{ind3}        break")
-    # Confidence at the last step run (the bound may have skipped computing it there).
+        body.append(f"{ind3}        {kw} exit_code == {code}:")
+        body.append(f"{ind3}            cf = {name}(z1, z2, S, Q, log_n)")
+    body.append(f"{ind3}        if record:")
+    body.append(f"{ind3}            conf_rec[t, b] = cf")
+    body.append(f"{ind3}        if cf > threshold and t + 1 >= min_steps:")
+    body.append(f"{ind3}            run_b = t + 1")
+    body.append(f"{ind3}            break")
+    # Confidence at the last step run (the limits may have skipped computing it there).
     body.append(f"{ind}if exit_code != 0 and run_b > 0:")
-    body.append(f"{ind}    sc = run_b * 1.0 if gamma == 1.0 else (run_b * 1.0) ** gamma")
+    body.append(f"{ind}    sc = scales[run_b - 1]")
     body.append(f"{ind}    k1, k2 = top2(acc)")
     body.append(f"{ind}    z1 = acc[k1] / sc")
-    body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1)")
+    body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1, math.inf)")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
         body.append(f"{ind}    {kw} exit_code == {code}:")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from ..inference.confidence import EarlyExit
+from ..inference.confidence import EarlyExit, evidence_scales
 from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
@@ -198,7 +198,8 @@ class Network:
         ee = early_exit
         conf_rec = np.zeros((T, B) if (record and ee is not None) else (1, 1), dtype=np.float64)
         args += [record, out, ee.code if ee is not None else 0, float(ee.threshold) if ee is not None else 1.0,
-                 ee.min_steps if ee is not None else 1, float(ee.gamma) if ee is not None else 1.0,
+                 ee.min_steps if ee is not None else 1,
+                 evidence_scales(max(T, 1), ee.gamma if ee is not None else 1.0).numpy(),
                  float(np.log(max(n_out, 2))), stop, pred, conf, conf_rec]
         kern.run_network(*args)
         return NetworkResult(out=torch.from_numpy(out), counts=[torch.from_numpy(c) for c in cnts],

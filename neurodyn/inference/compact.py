@@ -20,7 +20,7 @@ from ..kernels.reference import torch_step
 from ..nn.linear import MultiStep
 from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
-from .confidence import EarlyExit, confidence
+from .confidence import EarlyExit, confidence, evidence_scales
 
 _STATELESS = (nn.Linear, MultiStep, nn.Dropout, nn.Identity)
 
@@ -105,6 +105,7 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
     if model.training:
         raise ConfigError("call model.eval() before early-exit inference (dropout would differ per chunk)")
     mods = _modules(model)
+    scales = evidence_scales(T, early_exit.gamma)
     steps = lengths.clone()
     pred = torch.zeros(B, dtype=torch.int64)
     conf = torch.zeros(B, dtype=torch.float64)
@@ -127,8 +128,7 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
             cs = cs + acc[None]
         acc = cs[-1]
         tt = torch.arange(t0, t1)[:, None]
-        scale = (tt + 1).to(torch.float64)
-        z = cs / (scale if early_exit.gamma == 1.0 else scale ** early_exit.gamma)[..., None]
+        z = cs / scales[t0:t1, None, None]
         c = confidence(z, early_exit.measure)
         L = lengths[rows][None, :]
         hit = (c > early_exit.threshold) & (tt + 1 >= early_exit.min_steps) & (tt < L)

@@ -53,23 +53,25 @@ def entropy(z1, z2, S, Q, log_n):
 MEASURES: dict[str, Callable] = {"max_softmax": max_softmax, "margin": margin, "entropy": entropy}
 
 
-# Upper bounds of each measure from the top-2 gap alone (e2 = exp(z2 - z1) <= 1): S >= 1 + e2,
-# and entropy >= min-entropy = -log p_max >= log(1 + e2).  The event kernel evaluates the
-# bound first (one exp) and the full sums (C exps) only on steps where the bound leaves the
-# sample a chance to be confident: cost only, never a different decision (tested).
-def max_softmax_bound(e2, log_n):
-    return 1.0 / (1.0 + e2)
+# Where the full sums can be cut short.  Each measure is at most a decreasing function U of S
+# (1/S, (1 - e2)/S, and 1 - log(S)/log C since Q <= 0), so once a partial sum of S reaches
+# limit = U^-1(threshold) the sample cannot be confident at this step.  S starts at 1 + e2
+# (the top two classes, e2 = exp(z2 - z1)): the event kernel tests that first (one exp) and
+# then stops the C-exp loop as soon as the partial sum reaches the limit.  Cost only, never a
+# different decision (tested).
+def max_softmax_limit(threshold, e2, log_n):
+    return 1.0 / threshold
 
 
-def margin_bound(e2, log_n):
-    return (1.0 - e2) / (1.0 + e2)
+def margin_limit(threshold, e2, log_n):
+    return (1.0 - e2) / threshold
 
 
-def entropy_bound(e2, log_n):
-    return 1.0 - log(1.0 + e2) / log_n  # noqa: F821
+def entropy_limit(threshold, e2, log_n):
+    return exp((1.0 - threshold) * log_n)  # noqa: F821
 
 
-BOUNDS: dict[str, Callable] = {"max_softmax": max_softmax_bound, "margin": margin_bound, "entropy": entropy_bound}
+LIMITS: dict[str, Callable] = {"max_softmax": max_softmax_limit, "margin": margin_limit, "entropy": entropy_limit}
 
 
 def top2(acc):
@@ -89,8 +91,9 @@ def top2(acc):
     return k1, k2
 
 
-def softmax_sums(acc, scale, z1):
-    """S = sum_j exp(z_j - z1) and Q = sum_j (z_j - z1) exp(z_j - z1) of z = acc / scale."""
+def softmax_sums(acc, scale, z1, limit):
+    """S = sum_j exp(z_j - z1) and Q = sum_j (z_j - z1) exp(z_j - z1) of z = acc / scale; stops early
+    (partial sums, S >= limit) once S reaches ``limit`` (math.inf: never)."""
     S = 0.0
     Q = 0.0
     for j in range(acc.shape[0]):
@@ -98,6 +101,8 @@ def softmax_sums(acc, scale, z1):
         e = math.exp(d)
         S += e
         Q += d * e
+        if S >= limit:
+            break
     return S, Q
 
 
@@ -109,7 +114,7 @@ def softmax_stats(acc, scale):
     k1, k2 = top2(acc)
     z1 = acc[k1] / scale
     z2 = acc[k2] / scale
-    S, Q = softmax_sums(acc, scale, z1)
+    S, Q = softmax_sums(acc, scale, z1, math.inf)
     return z1, z2, S, Q, k1
 
 
@@ -150,10 +155,16 @@ def torch_measure(name: str) -> Callable:
 
 
 @lru_cache(maxsize=None)
-def torch_bound(name: str) -> Callable:
-    """The top-2 upper bound of measure ``name`` bound to torch primitives: fn(e2, log_n)."""
-    fn = BOUNDS[check_measure(name)]
+def torch_limit(name: str) -> Callable:
+    """The S-limit of measure ``name`` bound to torch primitives: fn(threshold, e2, log_n)."""
+    fn = LIMITS[check_measure(name)]
     return compile_source(inspect.getsource(fn), fn.__name__, _TORCH_PRIMS)
+
+
+def evidence_scales(T: int, gamma: float = 1.0) -> torch.Tensor:
+    """t**gamma for t = 1..T (float64 [T]): the divisor of the running readout sum.  The event
+    kernel gets this very table, so both sides divide by identical numbers."""
+    return torch.arange(1, T + 1, dtype=torch.float64) ** check_gamma(gamma)
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,7 @@ def running_logits(v: torch.Tensor, dtype: torch.dtype | None = None, gamma: flo
     if v.dim() != 3:
         raise ShapeError(f"readout must be [T, B, C], got {tuple(v.shape)}")
     v = v if dtype is None else v.to(dtype)
-    steps = torch.arange(1, v.shape[0] + 1, dtype=v.dtype, device=v.device) ** check_gamma(gamma)
+    steps = evidence_scales(v.shape[0], gamma).to(device=v.device, dtype=v.dtype)
     return torch.cumsum(v, 0) / steps[:, None, None]
 
 
@@ -209,10 +220,10 @@ def confidence_trace(v: torch.Tensor, measure: str = "max_softmax",
         acc = torch.cumsum(v.detach().to(torch.float64), 0)
         if acc.dim() != 3:
             raise ShapeError(f"readout must be [T, B, C], got {tuple(v.shape)}")
-        scale = torch.arange(1, v.shape[0] + 1, dtype=torch.float64) ** check_gamma(gamma)
+        scale = evidence_scales(v.shape[0], gamma)
         # Prediction from the sum (the kernel's argmax), the same as from z for any gamma.
         return confidence(acc / scale[:, None, None], measure), acc.argmax(-1)
 
 
-__all__ = ["MEASURES", "BOUNDS", "EarlyExit", "top2", "softmax_sums", "max_softmax", "margin", "entropy", "softmax_stats", "softmax_stats_torch",
-           "torch_measure", "torch_bound", "measure_source", "check_measure", "check_gamma", "confidence", "running_logits", "confidence_trace"]
+__all__ = ["MEASURES", "LIMITS", "EarlyExit", "evidence_scales", "top2", "softmax_sums", "max_softmax", "margin", "entropy", "softmax_stats", "softmax_stats_torch",
+           "torch_measure", "torch_limit", "measure_source", "check_measure", "check_gamma", "confidence", "running_logits", "confidence_trace"]

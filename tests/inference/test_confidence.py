@@ -61,13 +61,27 @@ def test_confidence_errors():
 
 
 @pytest.mark.parametrize("measure", list(MEASURES))
-def test_top2_bounds_bound_the_measures(measure):
-    from neurodyn.inference.confidence import torch_bound
+def test_s_limits_rule_out_exactly_what_cannot_be_confident(measure):
+    from neurodyn.inference.confidence import torch_limit
     z = torch.cat([_logits((400, 6)), torch.zeros(5, 6), torch.randn(100, 6) * 0.01, torch.randn(100, 6) * 30])
-    top = z.topk(2, -1).values
-    e2 = torch.exp(top[:, 1] - top[:, 0])
-    bound = torch_bound(measure)(e2, math.log(6))
-    assert (bound >= confidence(z, measure) - 1e-12).all()
+    z1, z2, S, Q = softmax_stats_torch(z)
+    e2 = torch.exp(z2 - z1)
+    conf = confidence(z, measure)
+    for thr in (0.05, 0.3, 0.6, 0.9, 0.999):
+        lim = torch_limit(measure)(torch.tensor(thr, dtype=torch.float64), e2, math.log(6)) + 0 * S
+        assert (conf[S >= lim] <= thr + 1e-12).all()  # beyond the limit: never confident
+        assert (conf[1 + e2 >= lim] <= thr + 1e-12).all()  # the top-2 test is a special case
+        # ... and the limit is tight: U(lim) == thr, so confident samples lie below it.
+        assert (S[conf > thr + 1e-9] < lim[conf > thr + 1e-9]).all()
+
+
+def test_partial_sums_stop_at_the_limit():
+    from neurodyn.inference.confidence import softmax_sums
+    acc = np.array([0.0, -1.0, 0.0, -2.0])
+    S, _ = softmax_sums(acc, 1.0, 0.0, math.inf)
+    assert S == pytest.approx(2 + math.exp(-1) + math.exp(-2))
+    S_cut, _ = softmax_sums(acc, 1.0, 0.0, 1.2)
+    assert S_cut == pytest.approx(1 + math.exp(-1))  # stopped after the second term
 
 
 def test_top2_ties_go_to_the_lowest_index():
