@@ -160,8 +160,8 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind3}z1 = acc[k1] / sc")
     body.append(f"{ind3}z2 = acc[k2] / sc")
     body.append(f"{ind3}e2 = math.exp(z2 - z1)")
-    # S-limit: with S >= lim the sample cannot be confident (1e-9 of slack for rounding).  The top
-    # two classes alone (S >= 1 + e2) rule out most steps; the C-exp loop stops at the limit.
+    # S-limit: with S >= lim the sample cannot be confident (1e-9 of slack for rounding); the
+    # sums start from the top two classes and stop at the limit, so most steps cost one exp.
     body.append(f"{ind3}lim = math.inf")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
@@ -170,7 +170,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind3}if record:")
     body.append(f"{ind3}    lim = math.inf")
     body.append(f"{ind3}if 1.0 + e2 < lim:")
-    body.append(f"{ind3}    S, Q = softmax_sums(acc, sc, z1, lim)")
+    body.append(f"{ind3}    S, Q = softmax_sums(acc, sc, z1, z2, k1, k2, lim)")
     body.append(f"{ind3}    if S < lim:")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
@@ -186,11 +186,12 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind}    sc = scales[run_b - 1]")
     body.append(f"{ind}    k1, k2 = top2(acc)")
     body.append(f"{ind}    z1 = acc[k1] / sc")
-    body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1, math.inf)")
+    body.append(f"{ind}    z2 = acc[k2] / sc")
+    body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1, z2, k1, k2, math.inf)")
     for code, name in enumerate(MEASURES, start=1):
         kw = "if" if code == 1 else "elif"
         body.append(f"{ind}    {kw} exit_code == {code}:")
-        body.append(f"{ind}        cf = {name}(z1, acc[k2] / sc, S, Q, log_n)")
+        body.append(f"{ind}        cf = {name}(z1, z2, S, Q, log_n)")
     for li_ in range(L):
         body.append(f"{ind}cnt{li_}[b] = tot{li_}")
     body.append(f"{ind}stop[b] = run_b")

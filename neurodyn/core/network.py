@@ -7,6 +7,7 @@ neuron coefficients; ``run`` propagates spikes as weight-row additions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -55,6 +56,14 @@ class NetworkResult:
     pred: torch.Tensor | None = None
     confidence: torch.Tensor | None = None
     confidence_trace: torch.Tensor | None = None
+
+
+@lru_cache(maxsize=64)
+def _scales(T: int, gamma: float) -> np.ndarray:
+    # The evidence divisors t**gamma as the kernel reads them (cached: torch per call costs ~20 us).
+    a = evidence_scales(T, gamma).numpy()
+    a.setflags(write=False)
+    return a
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
@@ -199,7 +208,7 @@ class Network:
         conf_rec = np.zeros((T, B) if (record and ee is not None) else (1, 1), dtype=np.float64)
         args += [record, out, ee.code if ee is not None else 0, float(ee.threshold) if ee is not None else 1.0,
                  ee.min_steps if ee is not None else 1,
-                 evidence_scales(max(T, 1), ee.gamma if ee is not None else 1.0).numpy(),
+                 _scales(max(T, 1), ee.gamma if ee is not None else 1.0),
                  float(np.log(max(n_out, 2))), stop, pred, conf, conf_rec]
         kern.run_network(*args)
         return NetworkResult(out=torch.from_numpy(out), counts=[torch.from_numpy(c) for c in cnts],

@@ -55,9 +55,10 @@ MEASURES: dict[str, Callable] = {"max_softmax": max_softmax, "margin": margin, "
 
 # Where the full sums can be cut short.  Each measure is at most a decreasing function U of S
 # (1/S, (1 - e2)/S, and 1 - log(S)/log C since Q <= 0), so once a partial sum of S reaches
-# limit = U^-1(threshold) the sample cannot be confident at this step.  S starts at 1 + e2
-# (the top two classes, e2 = exp(z2 - z1)): the event kernel tests that first (one exp) and
-# then stops the C-exp loop as soon as the partial sum reaches the limit.  Cost only, never a
+# limit = U^-1(threshold) the sample cannot be confident at this step.  ``softmax_sums`` starts
+# from the top two classes (S = 1 + e2, e2 = exp(z2 - z1)), so most steps are ruled out after
+# one exp, and it stops the loop over the other classes as soon as the partial sum reaches
+# the limit.  Cost only, never a
 # different decision (tested).
 def max_softmax_limit(threshold, e2, log_n):
     return 1.0 / threshold
@@ -91,18 +92,23 @@ def top2(acc):
     return k1, k2
 
 
-def softmax_sums(acc, scale, z1, limit):
-    """S = sum_j exp(z_j - z1) and Q = sum_j (z_j - z1) exp(z_j - z1) of z = acc / scale; stops early
-    (partial sums, S >= limit) once S reaches ``limit`` (math.inf: never)."""
-    S = 0.0
-    Q = 0.0
+def softmax_sums(acc, scale, z1, z2, k1, k2, limit):
+    """S = sum_j exp(z_j - z1) and Q = sum_j (z_j - z1) exp(z_j - z1) of z = acc / scale, given the
+    top two (z1 = z[k1], z2 = z[k2]).  Starts from those two terms and stops early (partial sums,
+    S >= limit) once S reaches ``limit`` (math.inf: never)."""
+    e2 = math.exp(z2 - z1)
+    S = 1.0 + e2
+    Q = (z2 - z1) * e2
+    if S >= limit:
+        return S, Q
     for j in range(acc.shape[0]):
-        d = acc[j] / scale - z1
-        e = math.exp(d)
-        S += e
-        Q += d * e
-        if S >= limit:
-            break
+        if j != k1 and j != k2:
+            d = acc[j] / scale - z1
+            e = math.exp(d)
+            S += e
+            Q += d * e
+            if S >= limit:
+                break
     return S, Q
 
 
@@ -114,7 +120,7 @@ def softmax_stats(acc, scale):
     k1, k2 = top2(acc)
     z1 = acc[k1] / scale
     z2 = acc[k2] / scale
-    S, Q = softmax_sums(acc, scale, z1, math.inf)
+    S, Q = softmax_sums(acc, scale, z1, z2, k1, k2, math.inf)
     return z1, z2, S, Q, k1
 
 

@@ -77,11 +77,15 @@ def test_s_limits_rule_out_exactly_what_cannot_be_confident(measure):
 
 def test_partial_sums_stop_at_the_limit():
     from neurodyn.inference.confidence import softmax_sums
-    acc = np.array([0.0, -1.0, 0.0, -2.0])
-    S, _ = softmax_sums(acc, 1.0, 0.0, math.inf)
-    assert S == pytest.approx(2 + math.exp(-1) + math.exp(-2))
-    S_cut, _ = softmax_sums(acc, 1.0, 0.0, 1.2)
-    assert S_cut == pytest.approx(1 + math.exp(-1))  # stopped after the second term
+    acc = np.array([-3.0, 0.0, -1.0, -2.0])  # top two: classes 1, 2
+    full = 1 + math.exp(-1) + math.exp(-2) + math.exp(-3)
+    S, Q = softmax_sums(acc, 1.0, 0.0, -1.0, 1, 2, math.inf)
+    assert S == pytest.approx(full)
+    assert Q == pytest.approx(-math.exp(-1) - 2 * math.exp(-2) - 3 * math.exp(-3))
+    S_cut, _ = softmax_sums(acc, 1.0, 0.0, -1.0, 1, 2, 1.4)
+    assert S_cut == pytest.approx(1 + math.exp(-1) + math.exp(-3))  # stopped after class 0
+    S_top, _ = softmax_sums(acc, 1.0, 0.0, -1.0, 1, 2, 1.3)
+    assert S_top == pytest.approx(1 + math.exp(-1))  # the top two alone reach the limit
 
 
 def test_top2_ties_go_to_the_lowest_index():
