@@ -81,6 +81,8 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind}acc = np.zeros(N{last}, dtype=np.float64)")
     body.append(f"{ind}run_b = steps[b]")
     body.append(f"{ind}cf = 0.0")
+    # Threshold 1.0 can never be exceeded: no per-step confidence unless it is recorded.
+    body.append(f"{ind}check = exit_code != 0 and (threshold < 1.0 or record)")
     body.append(f"{ind}for t in range(steps[b]):")
     ind2 = " " * 12
     ind3 = " " * 16
@@ -154,7 +156,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind3}acc[j] += o{last}[j]")
     # Per-sample exit: once the running evidence is confident the sample's loop ends, so
     # it costs nothing more; its prediction is frozen at this step.
-    body.append(f"{ind2}if exit_code != 0:")
+    body.append(f"{ind2}if check:")
     body.append(f"{ind3}k1, k2 = top2(acc)")
     body.append(f"{ind3}sc = scales[t]")
     body.append(f"{ind3}z1 = acc[k1] / sc")
