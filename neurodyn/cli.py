@@ -55,7 +55,8 @@ def _eval(a: argparse.Namespace) -> int:
     if a.early_exit:
         from .inference import eval_early_exit_run, format_report
         er, ep = eval_early_exit_run(run, a.out if a.out is not None else Path(ckpt).parent, batch_size=a.batch_size,
-                                     measure=a.exit_measure, max_loss=a.max_loss / 100.0, threshold=a.exit_threshold)
+                                     measure=a.exit_measure, max_loss=a.max_loss / 100.0, threshold=a.exit_threshold,
+                                     confidence_level=a.exit_confidence or None)
         print(format_report(er))
         paths += ep
     if a.quantized:
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--max-loss", type=float, default=0.5,
                    help="accuracy loss (points) the calibrated exit threshold may cost (default 0.5)")
     e.add_argument("--exit-threshold", type=float, help="use this confidence threshold instead of calibrating one")
+    e.add_argument("--exit-confidence", type=float, default=0.95,
+                   help="statistical confidence that the calibrated threshold keeps --max-loss on new data "
+                        "(default 0.95; 0: use the plain calibration loss)")
     e.set_defaults(fn=_eval)
     x = sub.add_parser("export", help="quantize a trained run (chip preset) and write it as NIR or HDF5")
     xs = x.add_mutually_exclusive_group(required=True)

@@ -221,6 +221,14 @@ def format_report(r: dict) -> str:
     ]
     for k, o in r["oracle"].items():
         lines.append(f"  oracle {k:<14}: accuracy {100 * o['accuracy']:.2f}%  timesteps mean {o['mean_steps']:.1f}")
+    cals = r.get("calibration") or []
+    if cals and all(e["threshold"] >= 1.0 for e in r["exits_used"]):
+        c = cals[0]
+        lvl = f"at {100 * c['confidence_level']:g}% confidence " if c["confidence_level"] else ""
+        lines.append(f"  note: no threshold below 1.0 keeps the loss within {100 * c['max_loss']:g} points {lvl}on "
+                     f"{c['n_samples']} calibration samples (with no harm seen, certifying a loss p takes about "
+                     f"2.7 / p samples at 95%); more held-out data, a larger max loss or an explicit threshold "
+                     f"would let samples exit early")
     if r["mismatches"]:
         lines.append(f"  warning: {r['mismatches']} samples exited differently in the kernel than in the replayed trace")
     return "\n".join(lines)

@@ -53,3 +53,19 @@ def test_given_threshold_and_held_out_calibration(setup):
     assert r2["calibration"][0]["n_samples"] == 32 and r2["gamma"] == 0.0 and r2["mismatches"] == 0
     with pytest.raises(ConfigError, match="one evidence exponent"):
         early_exit_report(net, batches, threshold=0.5, gamma=[0.0, 1.0], progress=False)
+
+
+def test_eval_early_exit_run_writes_json_and_plot(setup, tmp_path):
+    # What `neurodyn eval --early-exit` calls, on a stand-in for a loaded training run.
+    import json
+    from types import SimpleNamespace
+
+    from neurodyn.inference import eval_early_exit_run
+    net, batches = setup
+    run = SimpleNamespace(model=net, test_loader=lambda batch_size=None: batches, checkpoint=tmp_path / "model.pt",
+                          config=SimpleNamespace(data=SimpleNamespace(path="synthetic")))
+    r, paths = eval_early_exit_run(run, tmp_path, confidence_level=None, max_loss=0.05, progress=False)
+    assert [p.name for p in paths] == ["eval_early_exit.json", "eval_early_exit_pareto.png"]
+    saved = json.loads((tmp_path / "eval_early_exit.json").read_text())
+    assert saved["early_exit"]["steps"]["mean"] == pytest.approx(r["early_exit"]["steps"]["mean"])
+    assert saved["data"] == "synthetic"
