@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -67,12 +68,12 @@ def _results_dir() -> Path:
     return Path(os.environ.get("NEURODYN_BENCH_RESULTS") or HERE / "results")
 
 
-def _written_since(t0: float) -> list[str]:
-    d = _results_dir()
-    if not d.is_dir():
+def _written(manifest: Path) -> list[str]:
+    """Result files the benchmark wrote (recorded by common._atomic_write in the manifest)."""
+    try:
+        return sorted(set(manifest.read_text().split()))
+    except OSError:
         return []
-    return sorted(p.name for p in d.iterdir() if p.is_file() and not p.name.endswith(".tmp")
-                  and p.stat().st_mtime >= t0 - 1e-3)
 
 
 _CHILD = ("import sys\n"
@@ -86,30 +87,45 @@ _CHILD = ("import sys\n"
 def run_one(name: str, args: list[str], threads: int | None, in_process: bool, timeout: float | None) -> Outcome:
     """Run benchmark ``name`` with ``args``; never raises for a failing benchmark."""
     t0 = time.time()
-    if in_process:
-        try:
-            if threads is not None:
-                from .common import set_threads
-                set_threads(threads)
-            mod = __import__(f"benchmarks.{name}", fromlist=["main"])
-            mod.main(args)
-        except SystemExit as e:  # argparse errors inside a benchmark
-            if e.code not in (0, None):
-                return Outcome(name, False, time.time() - t0, f"exit {e.code}", _written_since(t0))
-        except Exception as e:
-            traceback.print_exc()
-            return Outcome(name, False, time.time() - t0, f"{type(e).__name__}: {e}".splitlines()[0][:200],
-                           _written_since(t0))
-        return Outcome(name, True, time.time() - t0, "", _written_since(t0))
+    with tempfile.TemporaryDirectory(prefix="neurodyn_bench_") as tmp:
+        manifest = Path(tmp) / "written.txt"
+        ok, detail = (_in_process if in_process else _subprocess)(name, args, threads, timeout, manifest)
+        return Outcome(name, ok, time.time() - t0, detail, _written(manifest))
+
+
+def _in_process(name, args, threads, timeout, manifest) -> tuple[bool, str]:
+    old = os.environ.get("NEURODYN_BENCH_MANIFEST")
+    os.environ["NEURODYN_BENCH_MANIFEST"] = str(manifest)
+    try:
+        if threads is not None:
+            from .common import set_threads
+            set_threads(threads)
+        mod = __import__(f"benchmarks.{name}", fromlist=["main"])
+        mod.main(args)
+    except SystemExit as e:  # argparse errors inside a benchmark
+        if e.code not in (0, None):
+            return False, f"exit {e.code}"
+    except Exception as e:
+        traceback.print_exc()
+        return False, f"{type(e).__name__}: {e}".splitlines()[0][:200]
+    finally:
+        if old is None:
+            os.environ.pop("NEURODYN_BENCH_MANIFEST", None)
+        else:
+            os.environ["NEURODYN_BENCH_MANIFEST"] = old
+    return True, ""
+
+
+def _subprocess(name, args, threads, timeout, manifest) -> tuple[bool, str]:
     env = dict(os.environ)
+    env["NEURODYN_BENCH_MANIFEST"] = str(manifest)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     cmd = [sys.executable, "-c", _CHILD, name, str(threads or 0), *args]
     try:
         rc = subprocess.run(cmd, cwd=HERE.parent, env=env, timeout=timeout).returncode
     except subprocess.TimeoutExpired:
-        return Outcome(name, False, time.time() - t0, f"timed out after {timeout:.0f} s", _written_since(t0))
-    detail = "" if rc == 0 else f"exit status {rc}"
-    return Outcome(name, rc == 0, time.time() - t0, detail, _written_since(t0))
+        return False, f"timed out after {timeout:.0f} s"
+    return rc == 0, "" if rc == 0 else f"exit status {rc}"
 
 
 def summary(outcomes: list[Outcome]) -> str:

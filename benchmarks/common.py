@@ -216,13 +216,26 @@ def _cupy_dist() -> str:
 
 # ----------------------------------------------------------------------------- tables
 
+def record_written(path: Path) -> None:
+    """Note a result file in $NEURODYN_BENCH_MANIFEST (set by the runner), so that the summary
+    names what each benchmark wrote even when other processes write to the same folder."""
+    manifest = os.environ.get("NEURODYN_BENCH_MANIFEST")
+    if manifest:
+        with open(manifest, "a") as f:
+            f.write(path.name + "\n")
+
+
 def _atomic_write(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary readable files
     try:
         with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.replace(tmp, path)
+        record_written(path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
