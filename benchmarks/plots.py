@@ -38,7 +38,9 @@ def plot_sweep(rows: Sequence[dict], name: str, title: str, axes: Sequence[tuple
     axes: (sweep name, column, log-x) per panel.  Solid lines: fwd+bwd, dashed: fwd,
     dotted: event-driven inference."""
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
     fig, axs = plt.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.6), squeeze=False)
+    fig.subplots_adjust(wspace=0.35)
     for ax, (sweep, col, logx) in zip(axs[0], axes):
         lines: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         for r in rows:
@@ -52,6 +54,11 @@ def plot_sweep(rows: Sequence[dict], name: str, title: str, axes: Sequence[tuple
         ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
+        xs = sorted({p[0] for pts in lines.values() for p in pts})
+        if xs:  # label the swept values only (log axes otherwise print crowded minor labels)
+            ax.set_xticks(xs, [f"{v:g}" for v in xs], fontsize=7)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(col)
         ax.set_ylabel("time per call (ms)")
         ax.grid(alpha=0.3, which="both")
