@@ -165,19 +165,13 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     # S-limit: with S >= lim the sample cannot be confident (1e-9 of slack for rounding); the
     # sums start from the top two classes and stop at the limit, so most steps cost one exp.
     body.append(f"{ind3}lim = math.inf")
-    for code, name in enumerate(MEASURES, start=1):
-        kw = "if" if code == 1 else "elif"
-        body.append(f"{ind3}{kw} exit_code == {code}:")
-        body.append(f"{ind3}    lim = {LIMITS[name].__name__}(threshold - 1e-9, e2, log_n)")
+    body += _per_measure(ind3, lambda m: f"lim = {LIMITS[m].__name__}(threshold - 1e-9, e2, log_n)")
     body.append(f"{ind3}if record:")
     body.append(f"{ind3}    lim = math.inf")
     body.append(f"{ind3}if 1.0 + e2 < lim:")
     body.append(f"{ind3}    S, Q = softmax_sums(acc, sc, z1, z2, k1, k2, lim)")
     body.append(f"{ind3}    if S < lim:")
-    for code, name in enumerate(MEASURES, start=1):
-        kw = "if" if code == 1 else "elif"
-        body.append(f"{ind3}        {kw} exit_code == {code}:")
-        body.append(f"{ind3}            cf = {name}(z1, z2, S, Q, log_n)")
+    body += _per_measure(ind3 + " " * 8, lambda m: f"cf = {m}(z1, z2, S, Q, log_n)")
     body.append(f"{ind3}        if record:")
     body.append(f"{ind3}            conf_rec[t, b] = cf")
     body.append(f"{ind3}        if cf > threshold and t + 1 >= min_steps:")
@@ -190,10 +184,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind}    z1 = acc[k1] / sc")
     body.append(f"{ind}    z2 = acc[k2] / sc")
     body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1, z2, k1, k2, math.inf)")
-    for code, name in enumerate(MEASURES, start=1):
-        kw = "if" if code == 1 else "elif"
-        body.append(f"{ind}    {kw} exit_code == {code}:")
-        body.append(f"{ind}        cf = {name}(z1, z2, S, Q, log_n)")
+    body += _per_measure(ind + " " * 4, lambda m: f"cf = {m}(z1, z2, S, Q, log_n)")
     for li_ in range(L):
         body.append(f"{ind}cnt{li_}[b] = tot{li_}")
     body.append(f"{ind}stop[b] = run_b")
@@ -201,6 +192,15 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind}conf[b] = cf")
     parts.append("\n".join(body) + "\n")
     return "".join(parts)
+
+
+def _per_measure(ind: str, line) -> list[str]:
+    """``if exit_code == 1: <line(name1)> elif exit_code == 2: ...`` over the measures, in code order."""
+    from ..inference.confidence import MEASURES
+    out = []
+    for code, name in enumerate(MEASURES, start=1):
+        out += [f"{ind}{'if' if code == 1 else 'elif'} exit_code == {code}:", f"{ind}    {line(name)}"]
+    return out
 
 
 @lru_cache(maxsize=None)
