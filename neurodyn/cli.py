@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                         "wall-clock, and the accuracy-vs-timesteps plot (Pareto, fixed T, oracle)")
     e.add_argument("--exit-measure", default="max_softmax", choices=["max_softmax", "margin", "entropy"])
     e.add_argument("--max-loss", type=float, default=0.5,
-                   help="accuracy loss (points) the calibrated exit threshold may cost (default 0.5)")
+                   help="accuracy (points) the calibrated exit threshold may cost: at most this %% of the samples "
+                        "turn from right to wrong (default 0.5)")
     e.add_argument("--exit-threshold", type=float, help="use this confidence threshold instead of calibrating one")
     e.add_argument("--exit-confidence", type=float, default=0.95,
                    help="statistical confidence that the calibrated threshold keeps --max-loss on new data "
