@@ -27,20 +27,22 @@ from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, 
 from ..neurons.base import NeuronModel
 
 
-def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype: str = "float64") -> str:
-    """Kernel source for layers ``[(model, recurrent), ...]`` in ``dtype`` (float32/float64); the
-    first layer reads input events."""
+def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...], dtype: str = "float64") -> str:
+    """Kernel source for layers ``[(model, recurrent, delayed), ...]`` in ``dtype`` (float32/float64);
+    the first layer reads input events.  A delayed layer schedules each input event's weight row
+    into per-synapse delay ring buffers (``kernels.delay_buffer``) instead of adding it now."""
     from ..inference.confidence import LIMITS, MEASURES, softmax_sums, top2
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"network kernel dtype must be float32 or float64, got {dtype!r}")
-    names = "_".join(m.name + ("r" if r else "") for m, r in signature)
+    names = _sig_name(signature)
     parts = [HEADER.format(name=names, sg="atan", alpha=2.0)]
+    parts.append("from neurodyn.kernels.delay_buffer import ring_pop, ring_push\n")
     # Neuron steps with literals cast to the network's dtype (float32 stays float32, like the
     # dense kernels); the confidence code below works on the float64 running sum and is not cast.
     parts.append(_typed_prelude(dtype))
     seen = set()
-    for m, _ in signature:
+    for m, _, _ in signature:
         if m.name not in seen:
             parts.append(_decorated(typed_literals(m.derived.step_src)))
             seen.add(m.name)
@@ -49,8 +51,8 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
         parts.append(_decorated(inspect.getsource(fn)))
 
     args = ["ev_ptr", "ev_idx", "ev_val", "X", "dense_in", "T", "steps"]
-    for li_, (m, rec) in enumerate(signature):
-        args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else [])
+    for li_, (m, rec, dl) in enumerate(signature):
+        args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else []) + ([f"off{li_}", f"S{li_}"] if dl else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
         args += [f"rec{li_}", f"cnt{li_}"]
     args += ["record", "out", "exit_code", "threshold", "min_steps", "scales", "log_n", "stop", "pred", "conf", "conf_rec"]
@@ -64,9 +66,11 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
         "    for b in prange(B):",
     ]
     ind = " " * 8
-    for li_, (m, rec) in enumerate(signature):
+    for li_, (m, rec, dl) in enumerate(signature):
         N = f"W{li_}.shape[1]"
         body.append(f"{ind}N{li_} = {N}")
+        if dl:  # this sample's future input currents, [2 S N] (see delay_buffer)
+            body.append(f"{ind}ring{li_} = np.zeros(2 * S{li_} * N{li_}, dtype=out.dtype)")
         body.append(f"{ind}cur{li_} = np.empty(N{li_}, dtype=out.dtype)")
         body.append(f"{ind}o{li_} = np.zeros(N{li_}, dtype=out.dtype)")
         for s in m.states:
@@ -86,7 +90,14 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
     body.append(f"{ind}for t in range(steps[b]):")
     ind2 = " " * 12
     ind3 = " " * 16
-    for li_, (m, rec) in enumerate(signature):
+    for li_, (m, rec, dl) in enumerate(signature):
+
+        def add_row(k: str, a: str, ind: str, li_: int = li_, dl: bool = dl) -> list[str]:
+            # one input event (k, a) into layer li_: now, or into the delay ring buffers
+            if dl:
+                return [f"{ind}ring_push(ring{li_}, t % S{li_}, {k}, {a}, W{li_}, off{li_})"]
+            return [f"{ind}w = W{li_}[{k}]", f"{ind}for j in range(N{li_}):", f"{ind}    cur{li_}[j] += {a} * w[j]"]
+
         body.append(f"{ind2}for j in range(N{li_}):")
         body.append(f"{ind3}cur{li_}[j] = b{li_}[j]")
         if rec:
@@ -107,30 +118,25 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool], ...], dtype
             body.append(f"{ind3}    nin += xr[k] != 0.0")
             body.append(f"{ind3}for q in range(nin):")
             body.append(f"{ind3}    k = act[q]")
-            body.append(f"{ind3}    a = xr[k]")
-            body.append(f"{ind3}    w = W0[k]")
-            body.append(f"{ind3}    for j in range(N0):")
-            body.append(f"{ind3}        cur0[j] += a * w[j]")
+            body += add_row("k", "xr[k]", ind3 + "    ")
             body.append(f"{ind2}else:")
             body.append(f"{ind3}for e in range(ev_ptr[b * T + t], ev_ptr[b * T + t + 1]):")
-            body.append(f"{ind3}    w = W0[ev_idx[e]]")
-            body.append(f"{ind3}    a = ev_val[e]")
-            body.append(f"{ind3}    for j in range(N0):")
-            body.append(f"{ind3}        cur0[j] += a * w[j]")
+            body += add_row("ev_idx[e]", "ev_val[e]", ind3 + "    ")
         else:
-            pm, _ = signature[li_ - 1]
+            pm = signature[li_ - 1][0]
             p = li_ - 1
             if pm.spiking:
                 body.append(f"{ind2}for q in range(nsp{p}):")
-                body.append(f"{ind3}w = W{li_}[sp{p}[q]]")
-                body.append(f"{ind3}for j in range(N{li_}):")
-                body.append(f"{ind3}    cur{li_}[j] += w[j]")
+                if dl:
+                    body += add_row(f"sp{p}[q]", "1.0", ind3)
+                else:  # a spike is 1: add the row without a multiply
+                    body += [f"{ind3}w = W{li_}[sp{p}[q]]", f"{ind3}for j in range(N{li_}):",
+                             f"{ind3}    cur{li_}[j] += w[j]"]
             else:
                 body.append(f"{ind2}for k in range(N{p}):")
-                body.append(f"{ind3}a = o{p}[k]")
-                body.append(f"{ind3}w = W{li_}[k]")
-                body.append(f"{ind3}for j in range(N{li_}):")
-                body.append(f"{ind3}    cur{li_}[j] += a * w[j]")
+                body += add_row("k", f"o{p}[k]", ind3)
+        if dl:  # the currents due now (scheduled at this or earlier steps)
+            body.append(f"{ind2}ring_pop(ring{li_}, t % S{li_}, S{li_}, cur{li_})")
         st = ", ".join(f"s{li_}_{s}[j]" for s in m.states)
         cs = ", ".join(f"c{li_}_{c}[j]" for c in m.coefs)
         news = ", ".join(f"ns_{s}" for s in m.states)
@@ -204,9 +210,13 @@ def _per_measure(ind: str, line) -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def network_kernel(signature: tuple[tuple[NeuronModel, bool], ...], dtype: str = "float64") -> ModuleType:
+def _sig_name(signature) -> str:
+    return "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
+
+
+def network_kernel(signature: tuple[tuple[NeuronModel, bool, bool], ...], dtype: str = "float64") -> ModuleType:
     """Compiled (lazily) event-driven kernel module for a layer signature and dtype."""
-    stem = "net_" + "_".join(m.name + ("r" if r else "") for m, r in signature) + f"_{dtype}"
+    stem = "net_" + _sig_name(signature) + f"_{dtype}"
     return _load_module(render_network_module(signature, dtype), stem)
 
 

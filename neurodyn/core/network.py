@@ -18,6 +18,7 @@ from ..inference.confidence import EarlyExit, evidence_scales
 from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
+from ..kernels.delay_buffer import ring_offsets
 from .engine import network_kernel
 from .events import dense_to_events
 
@@ -26,7 +27,7 @@ from .events import dense_to_events
 class Layer:
     """One layer: input weights W [N_in, N_out] (rows added per event), bias [N_out],
     optional recurrent weights R [N_out, N_out], the neuron model, its coefficients and
-    initial state (each [N_out])."""
+    initial state (each [N_out]), optional integer input delays [N_in, N_out] (steps)."""
 
     weight: np.ndarray
     bias: np.ndarray
@@ -34,6 +35,7 @@ class Layer:
     coefs: tuple[np.ndarray, ...]
     init: tuple[np.ndarray, ...]
     recurrent: np.ndarray | None = None
+    delays: np.ndarray | None = None  # integer synaptic delays [N_in, N_out] (steps), or None
 
     @property
     def size(self) -> int:
@@ -89,16 +91,25 @@ class Network:
     def from_module(cls, model: nn.Module, dtype=None) -> "Network":
         """Build from an nn.Sequential of (Linear, neuron) pairs and Recurrent layers.
 
-        Dropout and Identity are skipped (inference).  Anything else is an error naming it.
+        Dropout and Identity are skipped (inference).  ``DelayedLinear`` layers with rounded
+        delays (``round_delays``) run with per-synapse delay ring buffers; a BatchNorm after a
+        connection is folded into it first.  Anything else is an error naming it.
         """
+        from ..delays.model import fold_batchnorm
+        from ..nn.delays import DelayedLinear
         mods = list(model) if isinstance(model, nn.Sequential) else [model]
+        if any(isinstance(getattr(m, "module", None), nn.modules.batchnorm._BatchNorm) for m in mods):
+            mods = list(fold_batchnorm(nn.Sequential(*mods)))
         layers: list[Layer] = []
         pending: nn.Linear | None = None
         ptype = None
         for m in mods:
             if isinstance(m, (nn.Dropout, nn.Identity)):
                 continue
-            if isinstance(m, nn.Linear):
+            if isinstance(m, DelayedLinear) and not m.rounded:
+                raise ConfigError("the event core runs integer delays: round the DelayedLinear delays first "
+                                  "(neurodyn.nn.delays.round_delays(model))")
+            if isinstance(m, (nn.Linear, DelayedLinear)):
                 if pending is not None:
                     raise ConfigError("two Linear layers in a row: put a neuron module between them")
                 pending = m
@@ -134,8 +145,10 @@ class Network:
         probe = torch.zeros(1, n, dtype=torch.float64)
         init = tuple(_np(s[0], dt) for s in nrn.initial_state(1, n, probe))
         bias = _np(lin.bias, dt) if lin.bias is not None else np.zeros(n, dtype=dt)
+        delays = lin.integer_delays().t().numpy().astype(np.int64) if hasattr(lin, "integer_delays") else None
         return Layer(weight=_np(lin.weight.t(), dt), bias=bias, model=nrn.model, coefs=coefs, init=init,
-                     recurrent=None if rec is None else _np(rec.weight.t(), dt))
+                     recurrent=None if rec is None else _np(rec.weight.t(), dt),
+                     delays=None if delays is None else np.ascontiguousarray(delays))
 
     def events_from_dense(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR events (ptr [B*T+1], channel [E], value [E]) of a dense input x [T, B, N_in]."""
@@ -187,13 +200,15 @@ class Network:
         n_out = self.layers[-1].size
         if early_exit is not None and n_out < 2:
             raise ShapeError(f"early exit needs a readout with at least 2 classes, the network has {n_out}")
-        sig = tuple((l.model, l.recurrent is not None) for l in self.layers)
+        sig = tuple((l.model, l.recurrent is not None, l.delays is not None) for l in self.layers)
         kern = network_kernel(sig, self.dtype.name)
         dummy = np.zeros((1, 1, 1), dtype=self.dtype)
         args: list = [*inputs, T, steps]
         recs, cnts = [], []
         for layer in self.layers:
             args += [layer.weight, layer.bias] + ([layer.recurrent] if layer.recurrent is not None else [])
+            if layer.delays is not None:
+                args += list(ring_offsets(layer.delays))
             args += list(layer.coefs) + list(layer.init)
             rec = np.zeros((T, B, layer.size), dtype=self.dtype) if record else dummy
             cnt = np.zeros(B, dtype=np.int64)
