@@ -23,7 +23,7 @@ from ..errors import ConfigError
 Builder = Callable[[int, int, dict, float, str], nn.Module]
 
 # Imported (if present) before a lookup of an unknown kind fails; each registers its kinds on import.
-MODEL_PACKAGES: tuple[str, ...] = ("neurodyn.delays", "neurodyn.confidence", "neurodyn.solvers", "neurodyn.export")
+MODEL_PACKAGES: tuple[str, ...] = ("neurodyn.delays", "neurodyn.inference", "neurodyn.solvers", "neurodyn.export")
 
 
 @dataclass(frozen=True)
