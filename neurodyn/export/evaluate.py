@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..data import pad_collate
 from ..errors import ConfigError
 from ..train.losses import class_scores
-from ..train.trainer import accuracy_of
+from ..train.trainer import accuracy_of, confusion_counts
 from .fixed_point import FixedPointFormat
 from .quantize import QuantizedNetwork, quantize
 
@@ -48,12 +48,7 @@ def evaluate_quantized(model: nn.Module | QuantizedNetwork, loader: DataLoader,
         scores = class_scores(torch.from_numpy(res.out).double(), lengths, loss)
         preds.append(scores.argmax(1))
         ys.append(y)
-    p = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
-    t = torch.cat(ys).numpy() if ys else np.zeros(0, np.int64)
-    if n_classes is None:
-        n_classes = int(max(p.max(initial=-1), t.max(initial=-1))) + 1
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (t, p), 1)
+    cm = confusion_counts(preds, ys, n_classes)
     return {"accuracy": accuracy_of(cm), "n_samples": int(cm.sum()),
             "confusion": cm.tolist(), "saturations": int(sats), "preset": q.fmt.name, "format": q.fmt.to_dict(),
             "quantization": q.report}
