@@ -19,6 +19,7 @@ from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
 from ..kernels.delay_buffer import ring_offsets
+from ..kernels.dispatch import step_counts
 from .engine import network_kernel
 from .events import dense_to_events
 
@@ -170,12 +171,7 @@ class Network:
         if x.dim() != 3 or x.shape[2] != self.in_features:
             raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
-        if steps is None:
-            steps_np = np.full(B, T, dtype=np.int64)
-        else:
-            steps_np = np.asarray(torch.as_tensor(steps).cpu().numpy(), dtype=np.int64)
-            if steps_np.shape != (B,) or (steps_np < 0).any() or (steps_np > T).any():
-                raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
+        steps_np = step_counts(steps, B, T)
         none = np.zeros(1, dtype=np.int64)
         return self._launch((none, none.astype(np.int32), np.zeros(1, self.dtype), _np(x, self.dtype), True),
                             T, steps_np, record, early_exit)

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import ConfigError, ShapeError
 from ..kernels.codegen import _decorated, _load_module
+from ..kernels.dispatch import step_counts
 from ..kernels.sparse_linear import to_csr
 from ..neurons.base import NeuronModel
 from ..neurons.symbolic import compile_source
@@ -187,15 +188,6 @@ def integer_input(x, n_in: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def _steps(steps, T: int, B: int) -> np.ndarray:
-    if steps is None:
-        return np.full(B, T, dtype=np.int64)
-    s = np.asarray(steps.cpu().numpy() if isinstance(steps, torch.Tensor) else steps, dtype=np.int64)
-    if s.shape != (B,) or (s < 0).any() or (s > T).any():
-        raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
-    return s
-
-
 def _narrow(w: np.ndarray) -> np.ndarray:
     """Weights as int32 when they fit (half the memory traffic of the row additions); sums stay int64."""
     if w.size == 0 or (w.min() >= -(2**31) and w.max() < 2**31):
@@ -211,7 +203,7 @@ def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel:
     """
     a = integer_input(x, q.in_features)
     T, B = a.shape[:2]
-    st = _steps(steps, T, B)
+    st = step_counts(steps, B, T)
     ptr, idx, val = to_csr(np.ascontiguousarray(a.transpose(1, 0, 2).reshape(B * T, -1)))
     kern = int_kernel(_signature(q), q.fmt.rounding)
     dummy = np.zeros((1, 1, 1), dtype=np.int64)
@@ -249,7 +241,7 @@ def simulate_reference(q: QuantizedNetwork, x, steps=None, record: bool = False)
     sat = numpy_namespace()["sat"]
     a = integer_input(x, q.in_features)
     T, B = a.shape[:2]
-    st = _steps(steps, T, B)
+    st = step_counts(steps, B, T)
     M = q.fmt.state_max
     L = len(q.layers)
     res = IntResult(out=np.zeros((T, B, q.layers[-1].size), dtype=np.int64),

@@ -22,7 +22,7 @@ import torch
 from ..errors import BackendUnavailableError
 from .codegen import cache_dir
 from .cuda_codegen import render_cuda_module
-from .cupy_backend import _no_recurrence
+from .cupy_backend import _no_recurrence, _suffix
 
 CXX_FLAGS = ("-O2", "-std=c++14", "-fPIC", "-shared", "-ffp-contract=off", "-x", "c++")
 
@@ -61,10 +61,6 @@ def _call(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
     T, B, N = x.shape
     ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
     fn(*ptrs, ctypes.c_longlong(T), ctypes.c_longlong(B), ctypes.c_longlong(N))
-
-
-def _suffix(x: torch.Tensor) -> str:
-    return "f32" if x.dtype == torch.float32 else "f64"
 
 
 class HostCudaLauncher:

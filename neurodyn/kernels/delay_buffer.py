@@ -22,6 +22,7 @@ import torch
 from numba import prange
 
 from ..errors import ShapeError
+from .dispatch import step_counts
 from .sparse_linear import to_csr
 
 _inl = numba.njit(inline="always", cache=True)
@@ -103,12 +104,7 @@ def propagate_delayed(x: torch.Tensor, weight: torch.Tensor, delays: torch.Tenso
     ptr, idx, val = to_csr(np.ascontiguousarray(x.detach().cpu().permute(1, 0, 2).reshape(B * T, I).numpy().astype(dt)))
     W = np.ascontiguousarray(weight.detach().cpu().t().numpy().astype(dt))
     off, n_slots = ring_offsets(delays.detach().cpu().t().numpy())
-    if steps is None:
-        st = np.full(B, T, dtype=np.int64)
-    else:
-        st = np.asarray(torch.as_tensor(steps).cpu().numpy(), dtype=np.int64)
-        if st.shape != (B,) or (st < 0).any() or (st > T).any():
-            raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
+    st = step_counts(steps, B, T)
     out = np.zeros((T, B, W.shape[1]), dtype=dt)
     delayed_propagate(ptr, idx, val, T, st, W, off, n_slots, out)
     return torch.from_numpy(out).to(x.dtype)

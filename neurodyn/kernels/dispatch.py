@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..errors import BackendUnavailableError, ConfigError, ShapeError
@@ -66,6 +67,16 @@ def _runner(backend: str) -> Callable:
         return partial(run_fused, NUMBA)
     from .cupy_backend import CUPY
     return partial(run_fused, CUPY)
+
+
+def step_counts(steps, B: int, T: int) -> np.ndarray:
+    """Per-sample step counts [B] (int64) in [0, T]; None means every sample runs all T steps."""
+    if steps is None:
+        return np.full(B, T, dtype=np.int64)
+    s = np.asarray(steps.cpu().numpy() if isinstance(steps, torch.Tensor) else steps, dtype=np.int64)
+    if s.shape != (B,) or (s < 0).any() or (s > T).any():
+        raise ShapeError(f"steps must be [{B}] integers in [0, {T}]")
+    return s
 
 
 def prepare_coefs(model: NeuronModel, coefs: Sequence[torch.Tensor | float], n: int,
