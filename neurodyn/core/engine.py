@@ -38,6 +38,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     names = _sig_name(signature)
     parts = [HEADER.format(name=names, sg="atan", alpha=2.0)]
     parts.append("from neurodyn.kernels.delay_buffer import ring_pop, ring_push\n")
+    parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
     # Neuron steps with literals cast to the network's dtype (float32 stays float32, like the
     # dense kernels); the confidence code below works on the float64 running sum and is not cast.
     parts.append(_typed_prelude(dtype))
@@ -50,7 +51,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     for fn in (top2, softmax_sums, *MEASURES.values(), *LIMITS.values()):
         parts.append(_decorated(inspect.getsource(fn)))
 
-    args = ["ev_ptr", "ev_idx", "ev_val", "X", "dense_in", "T", "steps"]
+    args = ["ev_ptr", "ev_idx", "ev_val", "X", "Xb", "xmask", "dense_in", "T", "steps"]
     for li_, (m, rec, dl) in enumerate(signature):
         args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else []) + ([f"off{li_}", f"S{li_}"] if dl else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
@@ -108,14 +109,11 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
             body.append(f"{ind3}    cur{li_}[j] += wr[j]")
         if li_ == 0:
             # Input events from CSR lists, or found in the dense frame of this step (so a sample
-            # that stops early never reads the rest of its frames either).
-            # Branch-free gather of the active inputs first: sparse frames mispredict a branch.
+            # that stops early never reads the rest of its frames either) by the shared scan
+            # (event_scan.row_nonzeros, on the frame's bits Xb).
             body.append(f"{ind2}if dense_in:")
             body.append(f"{ind3}xr = X[t, b]")
-            body.append(f"{ind3}nin = 0")
-            body.append(f"{ind3}for k in range(NI):")
-            body.append(f"{ind3}    act[nin] = k")
-            body.append(f"{ind3}    nin += xr[k] != 0.0")
+            body.append(f"{ind3}nin = row_nonzeros(Xb[t, b], xmask, act)")
             body.append(f"{ind3}for q in range(nin):")
             body.append(f"{ind3}    k = act[q]")
             body += add_row("k", "xr[k]", ind3 + "    ")
@@ -150,6 +148,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
         if m.spiking:
             body.append(f"{ind2}nsp{li_} = 0")
             # Branch-free append (write always, advance on a spike): nsp <= j, so in bounds.
+            # (Hidden layers spike at ~10% per step: event_scan's block skip mispredicts there.)
             body.append(f"{ind2}for j in range(N{li_}):")
             body.append(f"{ind3}sp{li_}[nsp{li_}] = j")
             body.append(f"{ind3}nsp{li_} += o{li_}[j] != 0.0")

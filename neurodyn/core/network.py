@@ -20,6 +20,7 @@ from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
 from ..kernels.delay_buffer import ring_offsets
 from ..kernels.dispatch import step_counts
+from ..kernels.event_scan import bits
 from .engine import network_kernel
 from .events import dense_to_events
 
@@ -173,7 +174,8 @@ class Network:
         T, B = x.shape[0], x.shape[1]
         steps_np = step_counts(steps, B, T)
         none = np.zeros(1, dtype=np.int64)
-        return self._launch((none, none.astype(np.int32), np.zeros(1, self.dtype), _np(x, self.dtype), True),
+        frames = _np(x, self.dtype)
+        return self._launch((none, none.astype(np.int32), np.zeros(1, self.dtype), frames, *bits(frames), True),
                             T, steps_np, record, early_exit)
 
     def run_events(self, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
@@ -185,8 +187,8 @@ class Network:
         if idx.size and (idx.min() < 0 or idx.max() >= self.in_features):
             raise ShapeError(f"input event channel out of range [0, {self.in_features})")
         no_frames = np.zeros((1, 1, 1), dtype=self.dtype)
-        return self._launch((ptr, idx, val.astype(self.dtype, copy=False), no_frames, False), T, steps, record,
-                            early_exit)
+        return self._launch((ptr, idx, val.astype(self.dtype, copy=False), no_frames, *bits(no_frames), False), T,
+                            steps, record, early_exit)
 
     def _launch(self, inputs: tuple, T: int, steps: np.ndarray, record: bool,
                 early_exit: EarlyExit | None) -> NetworkResult:

@@ -145,10 +145,13 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
         "    T, B, N = x.shape",
         "    for b in prange(B):",
         "        Tb = lengths[b]",
-        "        for t in range(T):",
     ]
+    # The state lives in a per-sample buffer and is copied into its trajectory row after each
+    # step: reading the previous step from tr[t - 1] while writing tr[t] (same array) makes
+    # LLVM add runtime alias checks it gives up on, and the neuron loop does not vectorize.
     for s, p in zip(S, prev):
-        fwd.append(f"            {p} = s0_{s}[b] if t == 0 else tr_{s}[t - 1, b]")
+        fwd.append(f"        {p} = s0_{s}[b].copy()")
+    fwd.append("        for t in range(T):")
     if recurrent:
         fwd += [
             "            xr = tr_cur[t, b]",
@@ -165,19 +168,17 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     else:
         fwd.append("            xr = x[t, b]")
     fwd.append("            outr = out[t, b]")
-    for s in S:
-        fwd.append(f"            r_{s} = tr_{s}[t, b]")
     fwd += [
         "            if t < Tb:",
         "                for n in range(N):",
         f"                    o, {', '.join(new)}, = {step_call}",
         "                    outr[n] = o",
     ]
-    for s, nn in zip(S, new):
-        fwd.append(f"                    r_{s}[n] = {nn}")
-    fwd += ["            else:", "                for n in range(N):", "                    outr[n] = 0.0"]
+    for p, nn in zip(prev, new):
+        fwd.append(f"                    {p}[n] = {nn}")
+    fwd += ["            else:", "                outr[:] = 0.0"]
     for s, p in zip(S, prev):
-        fwd.append(f"                    r_{s}[n] = {p}[n]")
+        fwd.append(f"            tr_{s}[t, b, :] = {p}")
     parts.append("\n".join(fwd) + "\n\n\n")
 
     # Backward.  Unused gradient arrays are still passed (as [1, 1(, 1)] dummies) so that

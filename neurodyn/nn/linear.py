@@ -11,9 +11,10 @@ class Linear(nn.Linear):
     """``torch.nn.Linear`` that adds weight rows of active inputs when the input is sparse.
 
     Works on any [..., in_features] tensor, e.g. [T, B, F] spike trains.  ``event``:
-    'auto' uses the event path on CPU when at most ``max_density`` of the inputs are
-    nonzero (measured on the batch), True forces it (CPU), False never uses it.  Both
-    paths compute the same function and gradients.
+    'auto' uses the event path on CPU when it is expected to be faster than a dense matmul
+    (``sparse_linear.prefer_events``: input density, estimated on a few rows of the batch,
+    against the output width), capped at ``max_density``; True forces it (CPU), False never
+    uses it.  Both paths compute the same function and gradients.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, event: bool | str = "auto",
@@ -27,12 +28,12 @@ class Linear(nn.Linear):
         if self.event is False or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) \
                 or x.numel() == 0:
             return super().forward(x)
-        from ..kernels.sparse_linear import csr_counts, event_linear
-        # Counting the nonzeros per row is the first half of building the event list, so the
-        # density check costs nothing extra when the event path is taken.
-        indptr = csr_counts(x.detach().reshape(-1, x.shape[-1]).contiguous().numpy())
-        if self.event is True or indptr[-1] <= self.max_density * x.numel():
-            return event_linear(x, self.weight, self.bias, indptr)
+        from ..kernels.sparse_linear import event_linear, prefer_events, sampled_density
+        if self.event is True:
+            return event_linear(x, self.weight, self.bias)
+        d = sampled_density(x)
+        if d <= self.max_density and prefer_events(d, self.out_features):
+            return event_linear(x, self.weight, self.bias)
         return super().forward(x)
 
 
