@@ -82,6 +82,28 @@ def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 2, device: 
     return statistics.median(ts)
 
 
+def timeit_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2,
+                       device: str | None = None) -> dict[str, float]:
+    """Median wall time (s) of each fn, timed round-robin: repeat i of every fn runs before
+    repeat i + 1 of any, so a burst of load from other jobs hits all of them alike and the
+    ratios between them stay meaningful on a noisy machine.  Each timed call follows an
+    untimed call of the same fn, so it finds its caches warm as in a loop of its own."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    ts: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            fn()
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            ts[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in ts.items()}
+
+
 # ----------------------------------------------------------------------------- memory
 
 def _status_kb(key: str) -> int | None:

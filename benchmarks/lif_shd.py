@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .common import set_threads, timeit, write_table
+from .common import set_threads, timeit, timeit_interleaved, write_table
 
 N_IN, N_HID, N_OUT = 700, 256, 20
 TAU = 2.0  # SpikingJelly-style tau (steps) shared by every library
@@ -134,7 +134,7 @@ def main(argv=None) -> str:
     ap.add_argument("--activity", type=float, default=0.015)
     a = ap.parse_args(argv)
     set_threads(a.threads)
-    reps = 3 if a.quick else 9
+    reps = 3 if a.quick else 15
     x = make_input(a.T, a.batch, a.activity)
     y = torch.randint(0, N_OUT, (a.batch,), generator=torch.Generator().manual_seed(2))
 
@@ -158,26 +158,28 @@ def main(argv=None) -> str:
     same = {name: bool(torch.equal(infer_fn(m, x, r)(), ref)) for name, (m, r) in libs.items()}
     # The event core on the same (untrained) weights: the timed training steps below change them.
     same_event = bool(torch.equal(Network.from_module(nd).run(x).out, ref))
-    nd_initial = copy.deepcopy(nd)
 
-    rows = []
-    for name, (m, r) in libs.items():
-        t_train = timeit(train_step_fn(m, x, y, r), repeats=reps)
-        t_inf = timeit(infer_fn(m, x, r), repeats=reps)
-        rows.append({"library": name, "mode": "dense (torch modules)" if name == "neurodyn" else "default",
-                     "train_step_ms": t_train * 1e3, "infer_ms": t_inf * 1e3, "same_spikes": same[name]})
+    # Timed round-robin (benchmarks.common.timeit_interleaved): load from other jobs hits every
+    # library alike.  Training steps change the weights, so inference runs on copies taken before.
     net = Network.from_module(nd)
-    t_ev = timeit(lambda: net.run(x), repeats=reps)
-    rows.append({"library": "neurodyn", "mode": "event-driven core, dense frames in", "train_step_ms": float("nan"),
-                 "infer_ms": t_ev * 1e3, "same_spikes": same_event})
-    # The same core fed event lists, the format SHD files hold (spike times and channels):
-    # every library gets its input ready-made, peers as dense frames, this row as events.
+    # The event core is also fed event lists, the format SHD files hold (spike times and
+    # channels): every library gets its input ready-made, peers as dense frames, that row as events.
     ev = net.events_from_dense(x)
     steps = torch.full((a.batch,), a.T, dtype=torch.int64).numpy()
-    same_csr = bool(torch.equal(Network.from_module(nd_initial).run_events(*ev, a.T, steps).out, ref))
-    t_csr = timeit(lambda: net.run_events(*ev, a.T, steps), repeats=reps)
+    same_csr = bool(torch.equal(net.run_events(*ev, a.T, steps).out, ref))
+    infer_fns = {name: infer_fn(copy.deepcopy(m), x, r) for name, (m, r) in libs.items()}
+    train = timeit_interleaved({name: train_step_fn(m, x, y, r) for name, (m, r) in libs.items()}, repeats=reps)
+    infer_fns["event frames"] = lambda: net.run(x)
+    infer_fns["event lists"] = lambda: net.run_events(*ev, a.T, steps)
+    infer = timeit_interleaved(infer_fns, repeats=reps)
+    rows = []
+    for name in libs:
+        rows.append({"library": name, "mode": "dense (torch modules)" if name == "neurodyn" else "default",
+                     "train_step_ms": train[name] * 1e3, "infer_ms": infer[name] * 1e3, "same_spikes": same[name]})
+    rows.append({"library": "neurodyn", "mode": "event-driven core, dense frames in", "train_step_ms": float("nan"),
+                 "infer_ms": infer["event frames"] * 1e3, "same_spikes": same_event})
     rows.append({"library": "neurodyn", "mode": "event-driven core, event lists in", "train_step_ms": float("nan"),
-                 "infer_ms": t_csr * 1e3, "same_spikes": same_csr})
+                 "infer_ms": infer["event lists"] * 1e3, "same_spikes": same_csr})
     peers = [r for r in rows if r["library"] != "neurodyn"]
     best_train = min(r["train_step_ms"] for r in peers) if peers else float("nan")
     best_inf = min(r["infer_ms"] for r in peers) if peers else float("nan")
