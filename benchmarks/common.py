@@ -33,11 +33,36 @@ def tiny() -> bool:
 
 
 def set_threads(n: int) -> None:
-    """Same thread count for torch and Numba (peers side by side on equal terms)."""
+    """Same thread count for torch and Numba (peers side by side on equal terms); also keeps
+    freed heap memory in the process (``keep_heap``), for every library alike."""
     import numba
     import torch
     torch.set_num_threads(n)
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    keep_heap()
+
+
+_HEAP_KEPT: bool | None = None
+
+
+def keep_heap() -> bool:
+    """Ask glibc malloc to keep freed memory instead of returning it to the OS after every
+    large free (M_TRIM_THRESHOLD) and to serve large blocks from the heap (M_MMAP_THRESHOLD),
+    as a long training loop would want.  Otherwise each step's [T, B, N] buffers page-fault
+    afresh, a cost that swamps the kernels and varies with what ran before (measured: the
+    neurodyn training step 44 -> 32 ms, SpikingJelly's alike).  Process-wide, so it applies to
+    all libraries in one run.  Returns whether it took effect (False off glibc)."""
+    global _HEAP_KEPT
+    if _HEAP_KEPT is None:
+        import ctypes
+        import ctypes.util
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+            _HEAP_KEPT = bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 25))
+        except (OSError, AttributeError):
+            _HEAP_KEPT = False
+    return _HEAP_KEPT
 
 
 def thread_counts() -> str:
@@ -287,7 +312,8 @@ def write_table(name: str, rows: list[dict], header: str, *, device: str | None 
         md.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
     md.append("")
     md += [f"Note: {n}" for n in notes]
-    md.append(f"Device: {dev}; threads: {thr}")
+    heap = "; glibc heap kept between calls (benchmarks.common.keep_heap), for every library" if (measured and _HEAP_KEPT) else ""
+    md.append(f"Device: {dev}; threads: {thr}{heap}")
     if vs:
         md.append("Versions: " + ", ".join(f"{k} {v}" for k, v in vs.items()))
     text = "\n".join(md) + "\n"
