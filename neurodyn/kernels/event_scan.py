@@ -54,29 +54,30 @@ def emit_row(xr, xbr, mask, act, idx, val, e) -> int:
     return n
 
 
-def chunks(M: int, align: int = 1) -> np.ndarray:
-    """Row boundaries [n_chunks + 1] that split M rows for the parallel scans (at multiples of ``align``)."""
-    units = M // align
-    n = max(1, min(units, 4 * numba.get_num_threads()))
-    return np.array([c * units // n * align for c in range(n)] + [M], dtype=np.int64)
+def chunks(M: int) -> np.ndarray:
+    """Row boundaries [n_chunks + 1] that split M rows for the parallel scans."""
+    n = max(1, min(M, 4 * numba.get_num_threads()))
+    return np.array([c * M // n for c in range(n)] + [M], dtype=np.int64)
 
 
 @numba.njit(parallel=True, cache=True)
 def scan_rows(x, xb, mask, counts, idx, val, bounds):
-    """One pass over x [M, K]: row m's nonzeros (column, value) go to idx/val from offset
-    ``bounds[c] * K`` on (c: the row's chunk), packed within the chunk; counts[m] = how many.
+    """One pass over frames x [T, B, K] in sample-major row order: row r = b*T + t (frame
+    x[t, b]) has its nonzeros (column, value) written to idx/val from offset ``bounds[c] * K``
+    on (c: the row's chunk), packed within the chunk; counts[r] = how many.
 
-    idx/val are [M*K] buffers from ``np.empty``: only the pages written are ever touched, so
+    idx/val are [B*T*K] buffers from ``np.empty``: only the pages written are ever touched, so
     this costs memory in proportion to the events (``pack`` copies them out).
     """
-    K = x.shape[1]
+    T, B, K = x.shape
     for c in prange(bounds.shape[0] - 1):
         e = bounds[c] * K
         act = np.empty(K, dtype=np.int32)
-        for m in range(bounds[c], bounds[c + 1]):
-            n = emit_row(x[m], xb[m], mask, act, idx, val, e)
+        for r in range(bounds[c], bounds[c + 1]):
+            b, t = r // T, r % T
+            n = emit_row(x[t, b], xb[t, b], mask, act, idx, val, e)
             e += n
-            counts[m] = n
+            counts[r] = n
 
 
 def scan_buffers(M: int, K: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,13 +85,20 @@ def scan_buffers(M: int, K: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndar
     return np.empty(M, dtype=np.int64), np.empty(M * K, dtype=np.int32), np.empty(M * K, dtype=dtype)
 
 
+def frames_to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample-major CSR (ptr [B*T+1] int64, idx [nnz] int32, val [nnz]) of frames x [T, B, K]
+    (C-contiguous): row b*T + t lists the nonzeros of x[t, b]."""
+    T, B, K = x.shape
+    counts, idx, val = scan_buffers(B * T, K, x.dtype)
+    bounds = chunks(B * T)
+    scan_rows(x, *bits(x), counts, idx, val, bounds)
+    return pack(counts, idx, val, K, bounds)
+
+
 def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR (indptr [M+1] int64, idx [nnz] int32, val [nnz]) of the nonzeros of x [M, K] (C-contiguous)."""
     M, K = x.shape
-    counts, idx, val = scan_buffers(M, K, x.dtype)
-    bounds = chunks(M)
-    scan_rows(x, *bits(x), counts, idx, val, bounds)
-    return pack(counts, idx, val, K, bounds)
+    return frames_to_csr(x.reshape(M, 1, K))  # M frames of one sample: row m is x[m]
 
 
 def pack(counts: np.ndarray, idx: np.ndarray, val: np.ndarray, K: int, bounds: np.ndarray):

@@ -7,7 +7,7 @@ import neurodyn.nn as ndn
 from neurodyn.kernels.sparse_linear import event_linear, prefer_events, to_csr
 
 
-@pytest.mark.parametrize("density", [0.0, 0.01, 0.08, 0.5])  # both CSR fill strategies, and empty input
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.08, 0.5])  # skipped and filled scan blocks, and empty input
 def test_to_csr_round_trip(density):
     rng = np.random.default_rng(0)
     x = ((rng.random((57, 91)) < density) * rng.standard_normal((57, 91))).astype(np.float32)
