@@ -5,6 +5,7 @@ from .interop import convert_spikingjelly, from_spikingjelly
 from .recurrent import Recurrent
 from .ltc import CfC, LTC
 from .delays import DelayedLinear
+from .sequential import Sequential
 
 __all__ = ["ALIF", "CUBALIF", "CfC", "DelayedLinear", "LTC", "LI", "LIF", "Linear", "MultiStep", "NEURON_MODULES",
-           "Recurrent", "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]
+           "Recurrent", "Sequential", "SpikingNeuron", "convert_spikingjelly", "from_spikingjelly", "make_neuron", "reset"]

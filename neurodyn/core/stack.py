@@ -1,0 +1,175 @@
+"""Train a Linear -> neuron stack with the fused event-driven kernels (``core.train_engine``).
+
+``stack_plan(modules, x)`` says whether a list of torch modules can run fused on input x
+(and why not); ``run_stack`` runs it as one autograd Function whose gradients reach the
+Linear weights and biases and the neuron coefficients (so learnable time constants learn),
+exactly as the layer-by-layer modules would compute them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+from ..kernels.dispatch import prepare_coefs, step_counts
+from ..kernels.event_scan import bits
+from ..nn.neurons import SpikingNeuron
+from .train_engine import train_kernels
+
+
+@dataclass(frozen=True)
+class StackLayer:
+    linear: nn.Linear
+    neuron: SpikingNeuron
+
+
+def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] | str:
+    """The (Linear, neuron) pairs of ``modules``, or the reason they cannot run fused."""
+    from ..nn.delays import DelayedLinear
+    layers: list[StackLayer] = []
+    pending = None
+    for m in modules:
+        if isinstance(m, nn.Identity) or (isinstance(m, nn.Dropout) and (not training or m.p == 0)):
+            continue
+        if isinstance(m, DelayedLinear) or (isinstance(m, nn.Linear) and getattr(m, "event", "auto") is False):
+            return f"{type(m).__name__} with event=False or delays"
+        if isinstance(m, nn.Linear):
+            if pending is not None:
+                return "two Linear layers in a row"
+            pending = m
+        elif isinstance(m, SpikingNeuron):
+            if pending is None:
+                return f"{type(m).__name__} not after a Linear"
+            if m.stateful:
+                return "a stateful neuron (state carried between calls)"
+            if m.backend not in ("auto", "numba"):
+                return f"a neuron with backend '{m.backend}'"
+            layers.append(StackLayer(pending, m))
+            pending = None
+        else:
+            return f"module {type(m).__name__}"
+    if pending is not None or not layers:
+        return "the stack does not end in a neuron"
+    for lay in layers[:-1]:
+        if not lay.neuron.model.spiking:
+            return f"hidden neuron {type(lay.neuron).__name__} does not spike"
+    return layers
+
+
+class FusedStackFn(torch.autograd.Function):
+    """out [T, B, N_last] of the stack; arguments: layers spec, x [T, B, K], steps [B] (int64 numpy),
+    then per layer weight [N, K_l], bias [N] (or None), coefficients ([N] each)."""
+
+    @staticmethod
+    def forward(ctx, spec, x, steps, *params):  # noqa: D401
+        sig_models, inits, n_coefs = spec
+        xn = x.detach().contiguous().numpy()
+        T, B, K = xn.shape
+        dt = xn.dtype
+        weights, biases, coefs = [], [], []
+        i = 0
+        for nc in n_coefs:
+            w, bias = params[i], params[i + 1]
+            weights.append(w.detach())
+            biases.append(bias.detach().contiguous() if bias is not None else torch.zeros(w.shape[0], dtype=x.dtype))
+            coefs.append(tuple(c.detach().contiguous() for c in params[i + 2:i + 2 + nc]))
+            i += 2 + nc
+        L = len(n_coefs)
+        need_c = []
+        i = 0
+        for nc in n_coefs:
+            need_c.append(tuple(bool(ctx.needs_input_grad[3 + i + 2 + k]) for k in range(nc)))
+            i += 2 + nc
+        sig = tuple((m, sg, a, nc) for (m, sg, a), nc in zip(sig_models, need_c))
+        kern = train_kernels(sig, dt.name, "forward")
+        # Event regions: each sample owns T * width slots, so the forward (parallel over samples)
+        # writes them without coordination; untouched pages cost nothing.
+        in_beg = np.zeros(B * T, dtype=np.int64)
+        in_cnt = np.zeros(B * T, dtype=np.int64)
+        in_idx = np.empty(B * T * K, dtype=np.int32)
+        in_val = np.empty(B * T * K, dtype=dt)
+        args: list = [xn, *bits(xn), steps, in_beg, in_cnt, in_idx, in_val]
+        curs, spikes = [], []
+        for li in range(L):
+            n = weights[li].shape[0]
+            cur = np.empty((T, B, n), dtype=dt)
+            curs.append(cur)
+            args += [np.ascontiguousarray(weights[li].t().numpy()), biases[li].numpy()]
+            args += [c.numpy() for c in coefs[li]] + [s.numpy() for s in inits[li]] + [cur]
+            if li < L - 1:
+                sp = (np.zeros(B * T, dtype=np.int64), np.zeros(B * T, dtype=np.int64),
+                      np.empty(B * T * n, dtype=np.int32))
+                spikes.append(sp)
+                args += list(sp)
+        out = torch.empty((T, B, weights[-1].shape[0]), dtype=x.dtype)
+        args.append(out.numpy())
+        kern.train_forward(*args)
+        ctx.sig, ctx.steps, ctx.events = sig, steps, (in_beg, in_cnt, in_idx, in_val)
+        ctx.curs, ctx.spikes, ctx.weights, ctx.coefs, ctx.inits = curs, spikes, weights, coefs, inits
+        ctx.has_bias = [params[j + 1] is not None for j in _param_starts(n_coefs)]
+        ctx.n_coefs, ctx.need_c = n_coefs, need_c
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        L = len(ctx.n_coefs)
+        T, B, _ = ctx.curs[0].shape
+        g = g_out.detach().contiguous().numpy()
+        nch = max(1, min(numba.get_num_threads(), B))
+        bounds = np.array([B * c // nch for c in range(nch + 1)], dtype=np.int64)
+        args: list = [ctx.steps, bounds, *ctx.events]
+        slabs = []
+        for li in range(L):
+            w = ctx.weights[li]
+            n, k = w.shape
+            gw = np.zeros((nch, k, n), dtype=g.dtype)
+            gb = np.zeros((nch, n), dtype=g.dtype)
+            gc = np.zeros((nch, max(1, ctx.n_coefs[li]), n), dtype=g.dtype)
+            slabs.append((gw, gb, gc))
+            args += [w.contiguous().numpy()] + [c.numpy() for c in ctx.coefs[li]]
+            args += [s.numpy() for s in ctx.inits[li]] + [ctx.curs[li]]
+            if li < L - 1:
+                args += list(ctx.spikes[li])
+            args += [gw, gb, gc]
+        args.append(g)
+        train_kernels(ctx.sig, g.dtype.name, "backward").train_backward(*args)
+        grads: list = [None, None, None]
+        for li, (gw, gb, gc) in enumerate(slabs):
+            grads.append(torch.from_numpy(gw.sum(0)).t())
+            grads.append(torch.from_numpy(gb.sum(0)) if ctx.has_bias[li] else None)
+            gcs = gc.sum(0)
+            grads += [torch.from_numpy(gcs[k].copy()) if need else None for k, need in enumerate(ctx.need_c[li])]
+        return tuple(grads)
+
+
+def _param_starts(n_coefs: tuple[int, ...]) -> list[int]:
+    out, i = [], 0
+    for nc in n_coefs:
+        out.append(i)
+        i += 2 + nc
+    return out
+
+
+def run_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Output [T, B, N_last] of the (Linear, neuron) stack on x [T, B, K] (CPU float), fused.
+
+    lengths: [B] steps each sample runs (the rest output 0 and cost nothing), or None.
+    """
+    T, B, _ = x.shape
+    steps = step_counts(lengths, B, T)
+    sig, inits, n_coefs, params = [], [], [], []
+    for lay in layers:
+        nrn, lin = lay.neuron, lay.linear
+        n = lin.out_features
+        coefs = prepare_coefs(nrn.model, nrn.coefficients(), n, x)
+        sig.append((nrn.model, nrn.surrogate, nrn.alpha))
+        inits.append(tuple(s[0].detach().to(x.dtype).contiguous() for s in nrn.initial_state(1, n, x)))
+        n_coefs.append(len(coefs))
+        params += [lin.weight, lin.bias, *coefs]
+    return FusedStackFn.apply((tuple(sig), tuple(inits), tuple(n_coefs)), x, steps, *params)
+
+
+__all__ = ["stack_layers", "run_stack", "StackLayer", "FusedStackFn"]

@@ -1,0 +1,66 @@
+"""``Sequential``: an nn.Sequential whose Linear -> neuron stacks train with fused event kernels."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .neurons import SpikingNeuron
+
+
+class Sequential(nn.Sequential):
+    """``torch.nn.Sequential`` over [T, B, ...] that runs a (Linear, neuron)* stack in one fused
+    forward kernel and one fused backward kernel on CPU (``core.stack``).
+
+    The fused path walks each sample through all layers step by step: input events are
+    found in the frames and their weight rows added, hidden spikes pass on as events, and
+    only the layers' input currents are kept for the backward (states are recomputed).  It
+    computes the same outputs and gradients as running the modules one by one, which is
+    what happens whenever it cannot run: ``fused=False``; a tensor not on CPU or not float;
+    an input that needs a gradient; input denser than the first Linear's ``max_density``
+    (event row-adds lose to a matmul there); or modules it does not cover (Recurrent,
+    delays, stateful neurons, a torch/cupy backend, Dropout while training), see
+    ``fused_reason``.  State dicts are those of ``nn.Sequential``.
+    """
+
+    def __init__(self, *modules: nn.Module, fused: bool | str = "auto") -> None:
+        super().__init__(*modules)
+        if fused not in (True, False, "auto"):
+            raise ConfigError(f"fused must be True, False or 'auto', got {fused!r}")
+        self.fused = fused
+
+    def fused_reason(self, x: torch.Tensor) -> str | None:
+        """None if ``forward(x)`` runs fused, else why it runs module by module."""
+        from ..core.stack import stack_layers
+        from ..kernels.sparse_linear import sampled_density
+        if self.fused is False:
+            return "fused=False"
+        layers = stack_layers(list(self), self.training)
+        if isinstance(layers, str):
+            return layers
+        first = layers[0].linear
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != first.in_features:
+            return "input is not [T, B, in_features]"
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+            return f"input is {x.dtype} on {x.device}, not a CPU float tensor"
+        if x.requires_grad:
+            return "the input needs a gradient"
+        for lay in layers:
+            for p in (lay.linear.weight, lay.linear.bias):
+                if p is not None and (p.dtype != x.dtype or p.device != x.device):
+                    return f"parameters are {p.dtype} on {p.device}, the input {x.dtype} on {x.device}"
+        if self.fused == "auto" and x.numel() and sampled_density(x) > getattr(first, "max_density", 0.1):
+            return "the input is too dense for event row-adds"
+        return None
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x [T, B, K] -> output of the last module [T, B, N]; lengths [B]: steps per sample (neurons only)."""
+        from ..core.stack import run_stack, stack_layers
+        why = self.fused_reason(x)
+        if why is None:
+            return run_stack(stack_layers(list(self), self.training), x, lengths)
+        if self.fused is True and why != "fused=False":
+            raise ConfigError(f"fused=True but this stack cannot run fused: {why}")
+        for m in self:
+            x = m(x, lengths=lengths) if isinstance(m, SpikingNeuron) else m(x)
+        return x

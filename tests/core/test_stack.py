@@ -1,0 +1,143 @@
+"""The fused training kernels of a Linear -> neuron stack (core.stack, core.train_engine) give
+the outputs and gradients of the same modules run one by one (numba layer kernels)."""
+import numba
+import pytest
+import torch
+from torch import nn
+
+import neurodyn.nn as ndn
+from neurodyn.core import Network
+from neurodyn.core.stack import stack_layers
+from neurodyn.errors import ConfigError
+
+
+def _stack(kind: str, dtype, learn: bool) -> list[nn.Module]:
+    torch.manual_seed(1)
+    if kind == "lif_alif_li":
+        mods = [ndn.Linear(50, 40), ndn.LIF(tau_mem=6.0, reset="zero", learn_tau=learn),
+                ndn.Linear(40, 30), ndn.ALIF(tau_mem=8.0, tau_adapt=30.0, learn_tau=learn, surrogate="fast_sigmoid"),
+                ndn.Linear(30, 7), ndn.LI(tau_mem=10.0, learn_tau=learn)]
+    elif kind == "cuba_lif":  # spiking readout, per-layer surrogates and widths
+        mods = [ndn.Linear(50, 36), ndn.CUBALIF(tau_syn=3.0, tau_mem=6.0, learn_tau=learn, surrogate="triangle",
+                                                 alpha=0.5),
+                ndn.Linear(36, 9), ndn.LIF(tau_mem=5.0, normalize_input=False, learn_tau=learn, surrogate="sigmoid")]
+    else:  # one layer, bias-free Linear
+        mods = [nn.Linear(50, 12, bias=False), ndn.LIF(tau_mem=4.0, reset="subtract", learn_tau=learn)]
+    for m in mods:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.2)
+    return [m.to(dtype) for m in mods]
+
+
+def _input(T: int, B: int, dtype) -> torch.Tensor:
+    # sparse, with values other than 1 (and a -0.0, which is no event)
+    x = (torch.rand(T, B, 50) < 0.06).to(dtype) * torch.randint(1, 4, (T, B, 50)).to(dtype)
+    x[0, 0, 0] = -0.0
+    return x
+
+
+def _run(model: nn.Module, x: torch.Tensor, lengths, g: torch.Tensor | None = None):
+    y = model(x, lengths=lengths)
+    g = torch.randn_like(y) if g is None else g
+    (y * g).sum().backward()
+    return y.detach(), g, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+# (each case compiles its own kernels: the cases cover the neurons, dtypes and gradient variants
+# between them rather than all their products)
+@pytest.mark.parametrize("kind, dtype, learn", [("lif_alif_li", torch.float64, True),
+                                                ("lif_alif_li", torch.float32, False),
+                                                ("cuba_lif", torch.float32, True),
+                                                ("single", torch.float64, False)])
+def test_fused_stack_equals_modules(kind, dtype, learn):
+    mods = _stack(kind, dtype, learn)
+    fused = ndn.Sequential(*mods, fused=True)
+    x = _input(60, 5, dtype)
+    lengths = torch.tensor([60, 25, 0, 59, 60])
+    assert fused.fused_reason(x) is None
+    y_f, g, grads_f = _run(fused, x, lengths)
+    fused.zero_grad()
+    plain = ndn.Sequential(*mods, fused=False)
+    y_p, _, grads_p = _run(plain, x, lengths, g)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(y_f, y_p, **tol)
+    assert torch.all(y_f[25:, 1] == 0) and torch.all(y_f[:, 2] == 0)
+    assert set(grads_f) == set(grads_p)
+    for name in grads_p:
+        torch.testing.assert_close(grads_f[name], grads_p[name], **tol, msg=name)
+    # the test must exercise the event paths: hidden layers spike, every weight gets a gradient
+    with torch.no_grad():
+        h = x
+        for m in mods[:-2]:
+            h = m(h)
+            if isinstance(m, ndn.SpikingNeuron):
+                assert h.sum() > 0, f"{type(m).__name__} should spike"
+    for name, gr in grads_p.items():
+        if name.endswith("weight"):
+            assert gr.abs().sum() > 0, name
+
+
+def test_fused_gradients_do_not_depend_on_threads():
+    mods = _stack("lif_alif_li", torch.float64, True)
+    model = ndn.Sequential(*mods, fused=True)
+    x = _input(40, 7, torch.float64)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        y1, g, g1 = _run(model, x, None)
+        model.zero_grad()
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        y2, _, g2 = _run(model, x, None, g)
+    finally:
+        numba.set_num_threads(before)
+    assert torch.equal(y1, y2)
+    for name in g1:
+        torch.testing.assert_close(g1[name], g2[name], rtol=1e-12, atol=1e-14)
+
+
+def test_fused_training_step_learns():
+    torch.manual_seed(3)
+    model = ndn.Sequential(ndn.Linear(50, 32), ndn.LIF(tau_mem=5.0), ndn.Linear(32, 3), ndn.LI(tau_mem=8.0))
+    x = _input(30, 24, torch.float32)
+    y = torch.randint(0, 3, (24,))
+    assert model.fused_reason(x) is None
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(40):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x).mean(0), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_fallback_reasons_and_forced_fused():
+    x = _input(20, 3, torch.float32)
+    rec = ndn.Sequential(ndn.Recurrent(50, 10, ndn.LIF()), ndn.Linear(10, 4), ndn.LI())
+    assert "Recurrent" in rec.fused_reason(x)
+    with pytest.raises(ConfigError, match="cannot run fused"):
+        ndn.Sequential(*rec, fused=True)(x)
+    stack = ndn.Sequential(ndn.Linear(50, 10), ndn.LIF(), ndn.Linear(10, 4), ndn.LI())
+    assert "too dense" in stack.fused_reason(torch.rand(20, 3, 50))
+    assert "gradient" in stack.fused_reason(x.clone().requires_grad_())
+    assert "not [T, B" in stack.fused_reason(x[..., :20])
+    with_li_hidden = ndn.Sequential(ndn.Linear(50, 10), ndn.LI(), ndn.Linear(10, 4), ndn.LI())
+    assert "does not spike" in with_li_hidden.fused_reason(x)
+    drop = ndn.Sequential(ndn.Linear(50, 10), ndn.LIF(), nn.Dropout(0.3), ndn.Linear(10, 4), ndn.LI())
+    assert "Dropout" in drop.fused_reason(x)
+    assert drop.eval().fused_reason(x) is None
+    assert isinstance(stack_layers(list(drop), training=False), list)
+    with pytest.raises(ConfigError, match="fused must be"):
+        ndn.Sequential(ndn.Linear(2, 2), ndn.LIF(), fused="yes")
+
+
+def test_fused_sequential_is_an_nn_sequential():
+    mods = _stack("lif_alif_li", torch.float64, False)
+    fused = ndn.Sequential(*mods)
+    plain = nn.Sequential(*_stack("lif_alif_li", torch.float64, False))
+    plain.load_state_dict(fused.state_dict())
+    x = _input(30, 4, torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), plain(x), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(Network.from_module(fused).run(x).out, plain(x), rtol=1e-12, atol=1e-12)
