@@ -102,6 +102,9 @@ class SnnTorchNet(nn.Module):
         return torch.stack(out)
 
 
+FUSED = "neurodyn fused"
+
+
 def train_step_fn(model, x, y, reset=None):
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
 
@@ -140,7 +143,11 @@ def main(argv=None) -> str:
 
     libs = {}
     from neurodyn.core import Network
+    import neurodyn.nn as ndn
     nd = neurodyn_model()
+    # neurodyn twice: its fused stack (ndn.Sequential: one forward and one backward kernel for
+    # all layers) and the same modules run one by one in a plain nn.Sequential.
+    libs[FUSED] = (ndn.Sequential(*copy.deepcopy(nd)), None)
     libs["neurodyn"] = (nd, None)
     try:
         from spikingjelly.activation_based import functional
@@ -173,8 +180,9 @@ def main(argv=None) -> str:
     infer_fns["event lists"] = lambda: net.run_events(*ev, a.T, steps)
     infer = timeit_interleaved(infer_fns, repeats=reps)
     rows = []
+    modes = {FUSED: "fused stack (ndn.Sequential)", "neurodyn": "torch modules, layer by layer"}
     for name in libs:
-        rows.append({"library": name, "mode": "dense (torch modules)" if name == "neurodyn" else "default",
+        rows.append({"library": "neurodyn" if name == FUSED else name, "mode": modes.get(name, "default"),
                      "train_step_ms": train[name] * 1e3, "infer_ms": infer[name] * 1e3, "same_spikes": same[name]})
     rows.append({"library": "neurodyn", "mode": "event-driven core, dense frames in", "train_step_ms": float("nan"),
                  "infer_ms": infer["event frames"] * 1e3, "same_spikes": same_event})

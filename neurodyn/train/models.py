@@ -137,12 +137,14 @@ def build_model(model_cfg: Mapping[str, Any], n_in: int, n_classes: int, dt_ms: 
 
 def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str = "lif", tau_mem: float = 20.0,
                 tau_out: float = 20.0, dt: float = 1.0, dropout: float = 0.0, recurrent: bool = False,
-                surrogate: str = "atan", backend: str = "auto", readout: str = "li") -> nn.Sequential:
+                surrogate: str = "atan", backend: str = "auto", readout: str = "li") -> ndn.Sequential:
     """x [T, B, in_features] -> readout [T, B, n_classes].
 
     Hidden layers: Linear (event-driven on sparse input) + neuron ('lif', 'cuba', 'alif');
     time constants in ms at step dt ms.  ``readout='li'``: leaky-integrator membrane;
     ``'lif'``: output spikes (for spike-count losses).  Runs unchanged in ``core.Network``.
+    Returns a ``neurodyn.nn.Sequential``: without dropout or recurrence, training runs the
+    fused stack kernels (``core.stack``); otherwise the modules one by one.
     """
     if not hidden:
         raise ConfigError("spiking_mlp needs at least one hidden layer")
@@ -169,7 +171,7 @@ def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str
         layers.append(ndn.LI(tau_mem=tau_out, dt=dt, backend=backend))
     else:
         layers.append(ndn.LIF(tau_mem=tau_out, dt=dt, surrogate=surrogate, backend=backend))
-    return nn.Sequential(*layers)
+    return ndn.Sequential(*layers)
 
 
 MLP_DEFAULTS: dict[str, Any] = {"hidden": [128], "neuron": "lif", "tau_mem": 20.0, "tau_out": 20.0, "dropout": 0.1,
