@@ -7,7 +7,7 @@ exactly as the layer-by-layer modules would compute them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -22,8 +22,11 @@ from .train_engine import train_kernels
 
 @dataclass(frozen=True)
 class StackLayer:
+    """A Linear, the neuron it feeds, and the dropout probability applied to the neuron's output."""
+
     linear: nn.Linear
     neuron: SpikingNeuron
+    dropout: float = 0.0
 
 
 def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] | str:
@@ -33,6 +36,11 @@ def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] |
     pending = None
     for m in modules:
         if isinstance(m, nn.Identity) or (isinstance(m, nn.Dropout) and (not training or m.p == 0)):
+            continue
+        if type(m) is nn.Dropout:  # while training: a mask on the previous neuron's spikes
+            if pending is not None or not layers or layers[-1].dropout:
+                return "Dropout not directly after a neuron"
+            layers[-1] = replace(layers[-1], dropout=float(m.p))
             continue
         if isinstance(m, DelayedLinear) or (isinstance(m, nn.Linear) and getattr(m, "event", "auto") is False):
             return f"{type(m).__name__} with event=False or delays"
@@ -53,6 +61,8 @@ def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] |
             return f"module {type(m).__name__}"
     if pending is not None or not layers:
         return "the stack does not end in a neuron"
+    if layers[-1].dropout:
+        return "Dropout after the last neuron"
     for lay in layers[:-1]:
         if not lay.neuron.model.spiking:
             return f"hidden neuron {type(lay.neuron).__name__} does not spike"
@@ -60,12 +70,13 @@ def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] |
 
 
 class FusedStackFn(torch.autograd.Function):
-    """out [T, B, N_last] of the stack; arguments: layers spec, x [T, B, K], steps [B] (int64 numpy),
-    then per layer weight [N, K_l], bias [N] (or None), coefficients ([N] each)."""
+    """out [T, B, N_last] of the stack; arguments: spec (per layer: (model, surrogate, alpha),
+    initial states, coefficient counts, dropout masks [T, B, N] or None), x [T, B, K], steps [B]
+    (int64 numpy), then per layer weight [N, K_l], bias [N] (or None), coefficients ([N] each)."""
 
     @staticmethod
     def forward(ctx, spec, x, steps, *params):  # noqa: D401
-        sig_models, inits, n_coefs = spec
+        sig_models, inits, n_coefs, masks = spec
         xn = x.detach().contiguous().numpy()
         T, B, K = xn.shape
         dt = xn.dtype
@@ -83,7 +94,8 @@ class FusedStackFn(torch.autograd.Function):
         for nc in n_coefs:
             need_c.append(tuple(bool(ctx.needs_input_grad[3 + i + 2 + k]) for k in range(nc)))
             i += 2 + nc
-        sig = tuple((m, sg, a, nc) for (m, sg, a), nc in zip(sig_models, need_c))
+        sig = tuple((m, sg, a, nc, masks[li] is not None) for li, ((m, sg, a), nc) in enumerate(zip(sig_models, need_c)))
+        dmasks = [None if mk is None else mk.detach().contiguous().numpy() for mk in masks]
         kern = train_kernels(sig, dt.name, "forward")
         # Event regions: each sample owns T * width slots, so the forward (parallel over samples)
         # writes them without coordination; untouched pages cost nothing.
@@ -101,7 +113,8 @@ class FusedStackFn(torch.autograd.Function):
             args += [c.numpy() for c in coefs[li]] + [s.numpy() for s in inits[li]] + [cur]
             if li < L - 1:
                 sp = (np.zeros(B * T, dtype=np.int64), np.zeros(B * T, dtype=np.int64),
-                      np.empty(B * T * n, dtype=np.int32))
+                      np.empty(B * T * n, dtype=np.int32), np.empty(B * T * n, dtype=dt))
+                sp += (dmasks[li],) if dmasks[li] is not None else ()
                 spikes.append(sp)
                 args += list(sp)
         out = torch.empty((T, B, weights[-1].shape[0]), dtype=x.dtype)
@@ -160,7 +173,7 @@ def run_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tensor |
     """
     T, B, _ = x.shape
     steps = step_counts(lengths, B, T)
-    sig, inits, n_coefs, params = [], [], [], []
+    sig, inits, n_coefs, params, masks = [], [], [], [], []
     for lay in layers:
         nrn, lin = lay.neuron, lay.linear
         n = lin.out_features
@@ -169,7 +182,15 @@ def run_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tensor |
         inits.append(tuple(s[0].detach().to(x.dtype).contiguous() for s in nrn.initial_state(1, n, x)))
         n_coefs.append(len(coefs))
         params += [lin.weight, lin.bias, *coefs]
-    return FusedStackFn.apply((tuple(sig), tuple(inits), tuple(n_coefs)), x, steps, *params)
+        masks.append(dropout_mask((T, B, n), lay.dropout, x) if lay.dropout else None)
+    return FusedStackFn.apply((tuple(sig), tuple(inits), tuple(n_coefs), tuple(masks)), x, steps, *params)
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
+    """What ``nn.Dropout(p)`` multiplies by in training: 0 with probability p, else 1 / (1 - p)."""
+    if p >= 1.0:
+        return torch.zeros(shape, dtype=like.dtype)
+    return torch.empty(shape, dtype=like.dtype).bernoulli_(1.0 - p).div_(1.0 - p)
 
 
 __all__ = ["stack_layers", "run_stack", "StackLayer", "FusedStackFn"]

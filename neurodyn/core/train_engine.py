@@ -33,8 +33,8 @@ from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, 
 from ..neurons.base import NeuronModel
 from ..neurons.surrogate import SURROGATES
 
-# (model, surrogate name, alpha, coefficient-gradient flags) per layer
-LayerSig = tuple[NeuronModel, str, float, tuple[bool, ...]]
+# (model, surrogate name, alpha, coefficient-gradient flags, dropout on its output) per layer
+LayerSig = tuple[NeuronModel, str, float, tuple[bool, ...], bool]
 
 
 def _layer_vjp(model: NeuronModel, li: int) -> str:
@@ -60,11 +60,13 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
     for m, *_ in signature[:-1]:
         if not m.spiking:
             raise ValueError(f"hidden layer neuron '{m.name}' is not spiking: it cannot pass events on")
+    if signature[-1][4]:
+        raise ValueError("dropout on the last layer's output is not part of a fused stack")
     parts = [HEADER.format(name=_sig_name(signature), sg="per layer" if part == "backward" else None, alpha=None)]
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
     parts.append(_typed_prelude(dtype))
     seen_sg, seen_step = set(), set()
-    for li, (m, sg, alpha, _) in enumerate(signature):
+    for li, (m, sg, alpha, *_) in enumerate(signature):
         if m.name not in seen_step:
             parts.append(_decorated(typed_literals(m.derived.step_src)))
             seen_step.add(m.name)
@@ -106,7 +108,7 @@ def _step_row(li: int, m: NeuronModel) -> str:
 def _vjp_row(li: int, layer: LayerSig) -> str:
     """``vjp_row_<li>(x, *prev states, *coefs, g_o, *adjoints, g_x, g_b, g_c)``: the step's VJP
     over a row, adjoints in place, bias and (needed) coefficient gradients [C, N] accumulated."""
-    m, _, _, need_c = layer
+    m, _, _, need_c, _ = layer
     S, C = list(m.states), list(m.coefs)
     st = [f"s_{s}" for s in S]
     cs = [f"c_{c}" for c in C]
@@ -125,6 +127,13 @@ def _vjp_row(li: int, layer: LayerSig) -> str:
     return "\n".join(vjp) + "\n\n\n"
 
 
+def _event_args(li: int, signature: tuple[LayerSig, ...]) -> list[str]:
+    """A hidden layer's spike-list arrays (and its dropout mask [T, B, N] if it has one)."""
+    if li == len(signature) - 1:
+        return []
+    return [f"sp_beg{li}", f"sp_cnt{li}", f"sp_idx{li}", f"sp_val{li}"] + ([f"D{li}"] if signature[li][4] else [])
+
+
 def _layer_args(li: int, m: NeuronModel) -> list[str]:
     return [f"c{li}_{c}" for c in m.coefs] + [f"i{li}_{s}" for s in m.states]
 
@@ -133,9 +142,7 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
     L = len(signature)
     args = ["X", "Xb", "xmask", "steps", "in_beg", "in_cnt", "in_idx", "in_val"]
     for li, (m, *_) in enumerate(signature):
-        args += [f"W{li}", f"b{li}"] + _layer_args(li, m) + [f"cur{li}"]
-        if li < L - 1:
-            args += [f"sp_beg{li}", f"sp_cnt{li}", f"sp_idx{li}"]
+        args += [f"W{li}", f"b{li}"] + _layer_args(li, m) + [f"cur{li}"] + _event_args(li, signature)
     args += ["out"]
     i1, i2, i3 = " " * 8, " " * 12, " " * 16
     body = [
@@ -177,23 +184,28 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
             ]
         else:
             p = li - 1
-            body += [  # spikes are 1: add the row without a multiply
+            body += [
                 f"{i2}for q in range(sp_beg{p}[r], sp_beg{p}[r] + sp_cnt{p}[r]):",
+                f"{i3}a = sp_val{p}[q]",
                 f"{i3}w = W{li}[sp_idx{p}[q]]",
                 f"{i3}for j in range(N{li}):",
-                f"{i3}    cu{li}[j] += w[j]",
+                f"{i3}    cu{li}[j] += a * w[j]",
             ]
         st = ", ".join(f"s{li}_{s}" for s in m.states)
         cs = ", ".join(f"c{li}_{c}" for c in m.coefs)
         body += [f"{i2}step_row_{li}(cu{li}, {st}, {cs}, o{li})", f"{i2}cur{li}[t, b, :] = cu{li}"]
         if li < L - 1:
-            # Branch-free append (write always, advance on a spike) into the sample's region.
+            # Branch-free append (write always, advance on an event) into the sample's region;
+            # an event's value is the spike times its dropout mask (dropped spikes are no event).
+            drop = signature[li][4]
+            body += [f"{i2}sp_beg{li}[r] = f{li}", f"{i2}n = 0"]
+            body += [f"{i2}dr = D{li}[t, b]"] if drop else []
             body += [
-                f"{i2}sp_beg{li}[r] = f{li}",
-                f"{i2}n = 0",
                 f"{i2}for j in range(N{li}):",
+                f"{i3}v = o{li}[j] * dr[j]" if drop else f"{i3}v = o{li}[j]",
                 f"{i3}sp_idx{li}[f{li} + n] = j",
-                f"{i3}n += o{li}[j] != 0.0",
+                f"{i3}sp_val{li}[f{li} + n] = v",
+                f"{i3}n += v != 0.0",
                 f"{i2}sp_cnt{li}[r] = n",
                 f"{i2}f{li} += n",
             ]
@@ -207,9 +219,7 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
     L = len(signature)
     args = ["steps", "bounds", "in_beg", "in_cnt", "in_idx", "in_val"]
     for li, (m, *_) in enumerate(signature):
-        args += [f"V{li}"] + _layer_args(li, m) + [f"cur{li}"]
-        if li < L - 1:
-            args += [f"sp_beg{li}", f"sp_cnt{li}", f"sp_idx{li}"]
+        args += [f"V{li}"] + _layer_args(li, m) + [f"cur{li}"] + _event_args(li, signature)
         args += [f"gW{li}", f"gb{li}", f"gc{li}"]
     args += ["g_out"]
     i1, i2, i3, i4 = " " * 8, " " * 12, " " * 16, " " * 20
@@ -261,24 +271,26 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         else:
             p = li - 1
             body += [f"{i3}for q in range(sp_beg{p}[r], sp_beg{p}[r] + sp_cnt{p}[r]):",
-                     f"{i4}row = gWc{li}[sp_idx{p}[q]]",
-                     f"{i4}for j in range(N{li}):", f"{i4}    row[j] += gx{li}[j]"]
+                     f"{i4}a = sp_val{p}[q]", f"{i4}row = gWc{li}[sp_idx{p}[q]]",
+                     f"{i4}for j in range(N{li}):", f"{i4}    row[j] += a * gx{li}[j]"]
             # gradient reaching the previous layer's output: row-adds over V [N_out, N_in]
             body += [f"{i3}go{p}[:] = 0.0", f"{i3}for j in range(N{li}):", f"{i4}a = gx{li}[j]",
                      f"{i4}v = V{li}[j]", f"{i4}for k in range(N{p}):", f"{i4}    go{p}[k] += a * v[k]"]
+            if signature[p][4]:  # through the dropout mask
+                body += [f"{i3}dr = D{p}[t, b]", f"{i3}for k in range(N{p}):", f"{i4}go{p}[k] *= dr[k]"]
     return "\n".join(body) + "\n"
 
 
 @lru_cache(maxsize=None)
 def _sig_name(signature: tuple[LayerSig, ...]) -> str:
-    return "_".join(m.name for m, *_ in signature)
+    return "_".join(s[0].name + ("_d" if s[4] else "") for s in signature)
 
 
 @lru_cache(maxsize=None)
 def train_kernels(signature: tuple[LayerSig, ...], dtype: str = "float32", part: str = "forward") -> ModuleType:
     """Compiled (lazily) fused training kernel module (``part``: 'forward' | 'backward')."""
     if part == "forward":  # one forward for every surrogate and gradient variant
-        signature = tuple((m, "atan", 2.0, ()) for m, *_ in signature)
+        signature = tuple((m, "atan", 2.0, (), drop) for m, _, _, _, drop in signature)
     return _load_module(render_train_module(signature, dtype, part), f"train_{part[:3]}_{_sig_name(signature)}_{dtype}")
 
 

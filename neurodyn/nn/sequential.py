@@ -19,8 +19,10 @@ class Sequential(nn.Sequential):
     what happens whenever it cannot run: ``fused=False``; a tensor not on CPU or not float;
     an input that needs a gradient; input denser than the first Linear's ``max_density``
     (event row-adds lose to a matmul there); or modules it does not cover (Recurrent,
-    delays, stateful neurons, a torch/cupy backend, Dropout while training), see
-    ``fused_reason``.  State dicts are those of ``nn.Sequential``.
+    delays, stateful neurons, a torch/cupy backend, a Dropout that does not directly follow
+    a hidden neuron), see ``fused_reason``.  A Dropout after a hidden neuron is a mask on
+    its spikes (``core.stack.dropout_mask``, drawn from torch's generator like nn.Dropout).
+    State dicts are those of ``nn.Sequential``.
     """
 
     def __init__(self, *modules: nn.Module, fused: bool | str = "auto") -> None:

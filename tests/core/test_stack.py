@@ -7,7 +7,7 @@ from torch import nn
 
 import neurodyn.nn as ndn
 from neurodyn.core import Network
-from neurodyn.core.stack import stack_layers
+from neurodyn.core.stack import dropout_mask, stack_layers
 from neurodyn.errors import ConfigError
 
 
@@ -124,10 +124,15 @@ def test_fallback_reasons_and_forced_fused():
     assert "not [T, B" in stack.fused_reason(x[..., :20])
     with_li_hidden = ndn.Sequential(ndn.Linear(50, 10), ndn.LI(), ndn.Linear(10, 4), ndn.LI())
     assert "does not spike" in with_li_hidden.fused_reason(x)
+    drop_in = ndn.Sequential(nn.Dropout(0.3), ndn.Linear(50, 10), ndn.LIF(), ndn.Linear(10, 4), ndn.LI())
+    assert "Dropout" in drop_in.fused_reason(x)
+    assert drop_in.eval().fused_reason(x) is None
+    drop_out = ndn.Sequential(ndn.Linear(50, 10), ndn.LIF(), ndn.Linear(10, 4), ndn.LI(), nn.Dropout(0.3))
+    assert "Dropout after the last" in drop_out.fused_reason(x)
     drop = ndn.Sequential(ndn.Linear(50, 10), ndn.LIF(), nn.Dropout(0.3), ndn.Linear(10, 4), ndn.LI())
-    assert "Dropout" in drop.fused_reason(x)
-    assert drop.eval().fused_reason(x) is None
-    assert isinstance(stack_layers(list(drop), training=False), list)
+    assert drop.fused_reason(x) is None
+    assert [lay.dropout for lay in stack_layers(list(drop), training=True)] == [0.3, 0.0]
+    assert [lay.dropout for lay in stack_layers(list(drop), training=False)] == [0.0, 0.0]
     with pytest.raises(ConfigError, match="fused must be"):
         ndn.Sequential(ndn.Linear(2, 2), ndn.LIF(), fused="yes")
 
@@ -141,3 +146,37 @@ def test_fused_sequential_is_an_nn_sequential():
     with torch.no_grad():
         torch.testing.assert_close(fused(x), plain(x), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(Network.from_module(fused).run(x).out, plain(x), rtol=1e-12, atol=1e-12)
+
+
+class _Mask(nn.Module):
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, x):
+        return x * self.mask
+
+
+def test_fused_dropout_equals_modules_with_the_same_mask():
+    torch.manual_seed(2)
+    mods = [ndn.Linear(50, 40), ndn.LIF(tau_mem=6.0), nn.Dropout(0.4),
+            ndn.Linear(40, 30), ndn.ALIF(tau_mem=8.0, tau_adapt=30.0), nn.Dropout(0.25),
+            ndn.Linear(30, 7), ndn.LI(tau_mem=10.0)]
+    for m in mods:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.2)
+    mods = [m.double() for m in mods]
+    fused = ndn.Sequential(*mods, fused=True).train()
+    x = _input(40, 6, torch.float64)
+    lengths = torch.tensor([40, 12, 40, 3, 39, 40])
+    torch.manual_seed(7)
+    y_f, g, grads_f = _run(fused, x, lengths)
+    fused.zero_grad()
+    torch.manual_seed(7)  # the fused stack draws one mask per Dropout, in layer order
+    masks = [dropout_mask((40, 6, 40), 0.4, x), dropout_mask((40, 6, 30), 0.25, x)]
+    assert 0 < float((masks[0] == 0).double().mean()) < 1
+    plain = ndn.Sequential(*mods[:2], _Mask(masks[0]), *mods[3:5], _Mask(masks[1]), *mods[6:], fused=False)
+    y_p, _, grads_p = _run(plain, x, lengths, g)
+    torch.testing.assert_close(y_f, y_p, rtol=1e-10, atol=1e-12)
+    for name in grads_p:
+        torch.testing.assert_close(grads_f[name], grads_p[name], rtol=1e-10, atol=1e-12, msg=name)
