@@ -101,8 +101,8 @@ class FusedStackFn(torch.autograd.Function):
         # writes them without coordination; untouched pages cost nothing.
         in_beg = np.zeros(B * T, dtype=np.int64)
         in_cnt = np.zeros(B * T, dtype=np.int64)
-        in_idx = np.empty(B * T * K, dtype=np.int32)
-        in_val = np.empty(B * T * K, dtype=dt)
+        in_idx = _lazy(B * T * K, np.int32)
+        in_val = _lazy(B * T * K, dt)
         args: list = [xn, *bits(xn), steps, in_beg, in_cnt, in_idx, in_val]
         curs, spikes = [], []
         for li in range(L):
@@ -113,7 +113,7 @@ class FusedStackFn(torch.autograd.Function):
             args += [c.numpy() for c in coefs[li]] + [s.numpy() for s in inits[li]] + [cur]
             if li < L - 1:
                 sp = (np.zeros(B * T, dtype=np.int64), np.zeros(B * T, dtype=np.int64),
-                      np.empty(B * T * n, dtype=np.int32), np.empty(B * T * n, dtype=dt))
+                      _lazy(B * T * n, np.int32), _lazy(B * T * n, dt))
                 sp += (dmasks[li],) if dmasks[li] is not None else ()
                 spikes.append(sp)
                 args += list(sp)
@@ -156,6 +156,17 @@ class FusedStackFn(torch.autograd.Function):
             gcs = gc.sum(0)
             grads += [torch.from_numpy(gcs[k].copy()) if need else None for k, need in enumerate(ctx.need_c[li])]
         return tuple(grads)
+
+
+def _lazy(n: int, dtype) -> np.ndarray:
+    """An uninitialised [n] buffer whose untouched pages cost no memory.
+
+    The event buffers hold each sample's worst case (every input, every neuron) in its own
+    region, written sparsely; NumPy asks for transparent huge pages on large arrays, which
+    would make every 2 MB page that a region touches resident (the whole buffer).  torch's
+    allocator does not, so only the pages written count.
+    """
+    return torch.empty(n, dtype=torch.from_numpy(np.empty(0, dtype=dtype)).dtype).numpy()
 
 
 def _param_starts(n_coefs: tuple[int, ...]) -> list[int]:
