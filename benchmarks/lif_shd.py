@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .common import set_threads, timeit, timeit_interleaved, write_table
+from .common import peak_memory_mb, set_threads, timeit, timeit_interleaved, write_table
 
 N_IN, N_HID, N_OUT = 700, 256, 20
 TAU = 2.0  # SpikingJelly-style tau (steps) shared by every library
@@ -175,7 +175,10 @@ def main(argv=None) -> str:
     steps = torch.full((a.batch,), a.T, dtype=torch.int64).numpy()
     same_csr = bool(torch.equal(net.run_events(*ev, a.T, steps).out, ref))
     infer_fns = {name: infer_fn(copy.deepcopy(m), x, r) for name, (m, r) in libs.items()}
-    train = timeit_interleaved({name: train_step_fn(m, x, y, r) for name, (m, r) in libs.items()}, repeats=reps)
+    train_fns = {name: train_step_fn(m, x, y, r) for name, (m, r) in libs.items()}
+    train = timeit_interleaved(train_fns, repeats=reps)
+    # Peak memory a training step adds (resident set; the smallest of 3 calls, after the timing).
+    train_mb = {name: min(peak_memory_mb(f) for _ in range(3)) for name, f in train_fns.items()}
     infer_fns["event frames"] = lambda: net.run(x)
     infer_fns["event lists"] = lambda: net.run_events(*ev, a.T, steps)
     infer = timeit_interleaved(infer_fns, repeats=reps)
@@ -183,11 +186,12 @@ def main(argv=None) -> str:
     modes = {FUSED: "fused stack (ndn.Sequential)", "neurodyn": "torch modules, layer by layer"}
     for name in libs:
         rows.append({"library": "neurodyn" if name == FUSED else name, "mode": modes.get(name, "default"),
-                     "train_step_ms": train[name] * 1e3, "infer_ms": infer[name] * 1e3, "same_spikes": same[name]})
+                     "train_step_ms": train[name] * 1e3, "infer_ms": infer[name] * 1e3, "same_spikes": same[name],
+                     "train_peak_MB": train_mb[name]})
     rows.append({"library": "neurodyn", "mode": "event-driven core, dense frames in", "train_step_ms": float("nan"),
-                 "infer_ms": infer["event frames"] * 1e3, "same_spikes": same_event})
+                 "infer_ms": infer["event frames"] * 1e3, "same_spikes": same_event, "train_peak_MB": float("nan")})
     rows.append({"library": "neurodyn", "mode": "event-driven core, event lists in", "train_step_ms": float("nan"),
-                 "infer_ms": infer["event lists"] * 1e3, "same_spikes": same_csr})
+                 "infer_ms": infer["event lists"] * 1e3, "same_spikes": same_csr, "train_peak_MB": float("nan")})
     peers = [r for r in rows if r["library"] != "neurodyn"]
     best_train = min(r["train_step_ms"] for r in peers) if peers else float("nan")
     best_inf = min(r["infer_ms"] for r in peers) if peers else float("nan")
