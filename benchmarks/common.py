@@ -108,11 +108,13 @@ def timeit(fn: Callable[[], object], repeats: int = 7, warmup: int = 2, device: 
 
 
 def timeit_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2,
-                       device: str | None = None) -> dict[str, float]:
+                       device: str | None = None, budget_s: float | None = None) -> dict[str, float]:
     """Median wall time (s) of each fn, timed round-robin: repeat i of every fn runs before
     repeat i + 1 of any, so a burst of load from other jobs hits all of them alike and the
     ratios between them stay meaningful on a noisy machine.  Each timed call follows an
-    untimed call of the same fn, so it finds its caches warm as in a loop of its own."""
+    untimed call of the same fn, so it finds its caches warm as in a loop of its own.
+    budget_s: stop after the round in which the timed calls (all fns) passed this many
+    seconds (at least 3 rounds, or ``repeats`` if fewer)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -126,6 +128,9 @@ def timeit_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 7, w
             fn()
             _sync(device)
             ts[k].append(time.perf_counter() - t0)
+        rounds = len(next(iter(ts.values()), []))
+        if budget_s is not None and rounds >= 3 and sum(map(sum, ts.values())) > budget_s:
+            break
     return {k: statistics.median(v) for k, v in ts.items()}
 
 

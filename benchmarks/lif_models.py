@@ -61,6 +61,15 @@ def _linears(weights, scale: float = 1.0) -> list[nn.Linear]:
     return layers
 
 
+def how(peer: "Peer", x: torch.Tensor) -> str:
+    """How a library runs on x: its note, and for neurodyn whether its stack runs fused."""
+    fused_reason = getattr(peer.model, "fused_reason", None)
+    if fused_reason is None or x.device.type != "cpu":
+        return peer.note
+    why = fused_reason(x)
+    return "fused stack (ndn.Sequential)" if why is None else f"{peer.note}, layer by layer ({why})"
+
+
 def neurodyn_model(weights, backend: str = "auto") -> nn.Sequential:
     import neurodyn.nn as ndn
     mods: list[nn.Module] = []
@@ -71,7 +80,7 @@ def neurodyn_model(weights, backend: str = "auto") -> nn.Sequential:
             lin.bias.copy_(b)
         mods += [lin, ndn.LIF(tau_mem=TAU, dt=1.0, integration="euler", threshold=1.0, reset="zero",
                               surrogate="fast_sigmoid", alpha=1.0, backend=backend)]
-    return nn.Sequential(*mods)
+    return ndn.Sequential(*mods)
 
 
 def spikingjelly_model(weights) -> nn.Sequential:

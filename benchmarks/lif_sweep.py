@@ -20,7 +20,8 @@ import argparse
 import torch
 
 from . import lif_models as lm
-from .common import describe_device, devices_to_run, peak_memory_mb, set_threads, timeit, tiny, write_table
+from .common import (describe_device, devices_to_run, peak_memory_mb, set_threads, timeit, timeit_interleaved,
+                     tiny, write_table)
 
 N_IN, N_OUT = 700, 20
 BASE = dict(T=100, batch=64, width=256, activity=0.015)
@@ -71,15 +72,20 @@ def measure_point(point: dict, n_in: int, device: str, reps: int, budget_s: floa
     lm.train_fn(ref_peer, x, y)()
     ref_grad = _first_grad(ref_peer)
     rows = []
+    checks = {}
     for p in peers:
         mismatch = lm.spike_mismatch(lm.infer_fn(p, x)(), ref)
         lm.train_fn(p, x, y)()
         g = _first_grad(p)
-        same_grad = bool(torch.allclose(g, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max())))
-        for task, fn in (("fwd+bwd", lm.train_fn(p, x, y)), ("fwd", lm.infer_fn(p, x))):
-            t = timeit(fn, repeats=reps, warmup=1, device=device, budget_s=budget_s)
-            rows.append({"library": p.name, "how": p.note, "task": task, "ms": t * 1e3,
-                         "peak_MB": peak_memory_mb(fn, device), "spike_mismatch": mismatch,
+        checks[p.name] = (mismatch, bool(torch.allclose(g, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))))
+    # Round-robin over the libraries (benchmarks.common.timeit_interleaved): load bursts hit all alike.
+    for task, make in (("fwd+bwd", lm.train_fn), ("fwd", lm.infer_fn)):
+        fns = {p.name: make(p, x, y) if task == "fwd+bwd" else make(p, x) for p in peers}
+        times = timeit_interleaved(fns, repeats=reps, warmup=1, device=device, budget_s=budget_s * len(fns))
+        for p in peers:
+            mismatch, same_grad = checks[p.name]
+            rows.append({"library": p.name, "how": lm.how(p, x), "task": task, "ms": times[p.name] * 1e3,
+                         "peak_MB": peak_memory_mb(fns[p.name], device), "spike_mismatch": mismatch,
                          "same_grad": same_grad if task == "fwd+bwd" else ""})
     hidden_rate = float("nan")
     if device == "cpu":
@@ -142,7 +148,7 @@ def run_device(device: str, base: dict, sweeps: dict, n_in: int, reps: int, budg
 
 NOTES = [
     "same LIF (SpikingJelly LIFNode decay_input, hard reset to 0, tau 2 steps) and surrogate 1/(1+|u|)^2 "
-    "in every library; ms = median wall time per call; peak_MB = peak RSS (GPU: allocated memory) added by one call.",
+    "in every library; ms = median wall time per call, libraries timed round-robin; peak_MB = peak RSS (GPU: allocated memory) added by one call.",
     "same_grad False for snnTorch: snnTorch detaches the reset from the graph (its Leaky design), the others "
     "differentiate through it; its time is still that of the same network.",
     "spike_mismatch: fraction of output spikes that differ from neurodyn's dense run (0: identical); small "
