@@ -121,7 +121,9 @@ class FusedStackFn(torch.autograd.Function):
         args.append(out.numpy())
         kern.train_forward(*args)
         ctx.sig, ctx.steps, ctx.events = sig, steps, (in_beg, in_cnt, in_idx, in_val)
-        ctx.curs, ctx.spikes, ctx.weights, ctx.coefs, ctx.inits = curs, spikes, weights, coefs, inits
+        # saved through autograd: an in-place change of a weight before backward is an error
+        ctx.save_for_backward(*(params[j] for j in _param_starts(n_coefs)))
+        ctx.curs, ctx.spikes, ctx.coefs, ctx.inits = curs, spikes, coefs, inits
         ctx.has_bias = [params[j + 1] is not None for j in _param_starts(n_coefs)]
         ctx.n_coefs, ctx.need_c = n_coefs, need_c
         return out
@@ -135,8 +137,9 @@ class FusedStackFn(torch.autograd.Function):
         bounds = np.array([B * c // nch for c in range(nch + 1)], dtype=np.int64)
         args: list = [ctx.steps, bounds, *ctx.events]
         slabs = []
+        weights = [w.detach() for w in ctx.saved_tensors]
         for li in range(L):
-            w = ctx.weights[li]
+            w = weights[li]
             n, k = w.shape
             gw = np.zeros((nch, k, n), dtype=g.dtype)
             gb = np.zeros((nch, n), dtype=g.dtype)

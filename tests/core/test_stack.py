@@ -180,3 +180,12 @@ def test_fused_dropout_equals_modules_with_the_same_mask():
     torch.testing.assert_close(y_f, y_p, rtol=1e-10, atol=1e-12)
     for name in grads_p:
         torch.testing.assert_close(grads_f[name], grads_p[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_weight_changed_in_place_before_backward_is_an_error():
+    model = ndn.Sequential(ndn.Linear(50, 12), ndn.LIF(tau_mem=4.0), ndn.Linear(12, 3), ndn.LI(), fused=True)
+    y = model(_input(10, 2, torch.float32))
+    with torch.no_grad():
+        model[0].weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
