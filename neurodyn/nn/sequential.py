@@ -6,6 +6,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .neurons import SpikingNeuron
+from .recurrent import Recurrent
 
 
 class Sequential(nn.Sequential):
@@ -56,7 +57,8 @@ class Sequential(nn.Sequential):
         return None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x [T, B, K] -> output of the last module [T, B, N]; lengths [B]: steps per sample (neurons only)."""
+        """x [T, B, K] -> output of the last module [T, B, N]; lengths [B]: steps each sample runs
+        (neurons and Recurrent layers stop there and output 0)."""
         from ..core.stack import run_stack, stack_layers
         why = self.fused_reason(x)
         if why is None:
@@ -64,5 +66,5 @@ class Sequential(nn.Sequential):
         if self.fused is True and why != "fused=False":
             raise ConfigError(f"fused=True but this stack cannot run fused: {why}")
         for m in self:
-            x = m(x, lengths=lengths) if isinstance(m, SpikingNeuron) else m(x)
+            x = m(x, lengths=lengths) if isinstance(m, (SpikingNeuron, Recurrent)) else m(x)
         return x

@@ -127,6 +127,13 @@ def test_fallback_reasons_and_forced_fused():
     assert "Recurrent" in rec.fused_reason(x)
     with pytest.raises(ConfigError, match="cannot run fused"):
         ndn.Sequential(*rec, fused=True)(x)
+    only_rec = ndn.Sequential(ndn.Recurrent(50, 10, ndn.LIF(tau_mem=4.0)))
+    with torch.no_grad():  # the module-by-module path passes lengths to Recurrent layers too
+        only_rec[0].ff.weight.mul_(10.0)
+        full = only_rec(x)
+        out = only_rec(x, lengths=torch.tensor([20, 5, 0]))
+    assert full[5:, 1].sum() > 0 and full[:, 2].sum() > 0
+    assert torch.all(out[5:, 1] == 0) and torch.all(out[:, 2] == 0) and torch.equal(out[:5, 1], full[:5, 1])
     stack = ndn.Sequential(ndn.Linear(50, 10), ndn.LIF(), ndn.Linear(10, 4), ndn.LI())
     assert "too dense" in stack.fused_reason(torch.rand(20, 3, 50))
     assert "gradient" in stack.fused_reason(x.clone().requires_grad_())
