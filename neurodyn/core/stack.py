@@ -80,20 +80,16 @@ class FusedStackFn(torch.autograd.Function):
         xn = x.detach().contiguous().numpy()
         T, B, K = xn.shape
         dt = xn.dtype
-        weights, biases, coefs = [], [], []
-        i = 0
-        for nc in n_coefs:
+        starts = _param_starts(n_coefs)
+        weights, biases, coefs, need_c = [], [], [], []
+        for i, nc in zip(starts, n_coefs):
             w, bias = params[i], params[i + 1]
             weights.append(w.detach())
             biases.append(bias.detach().contiguous() if bias is not None else torch.zeros(w.shape[0], dtype=x.dtype))
             coefs.append(tuple(c.detach().contiguous() for c in params[i + 2:i + 2 + nc]))
-            i += 2 + nc
-        L = len(n_coefs)
-        need_c = []
-        i = 0
-        for nc in n_coefs:
+            # params start at forward's input 3
             need_c.append(tuple(bool(ctx.needs_input_grad[3 + i + 2 + k]) for k in range(nc)))
-            i += 2 + nc
+        L = len(n_coefs)
         sig = tuple((m, sg, a, nc, masks[li] is not None) for li, ((m, sg, a), nc) in enumerate(zip(sig_models, need_c)))
         dmasks = [None if mk is None else mk.detach().contiguous().numpy() for mk in masks]
         kern = train_kernels(sig, dt.name, "forward")
@@ -122,9 +118,9 @@ class FusedStackFn(torch.autograd.Function):
         kern.train_forward(*args)
         ctx.sig, ctx.steps, ctx.events = sig, steps, (in_beg, in_cnt, in_idx, in_val)
         # saved through autograd: an in-place change of a weight before backward is an error
-        ctx.save_for_backward(*(params[j] for j in _param_starts(n_coefs)))
+        ctx.save_for_backward(*(params[j] for j in starts))
         ctx.curs, ctx.spikes, ctx.coefs, ctx.inits = curs, spikes, coefs, inits
-        ctx.has_bias = [params[j + 1] is not None for j in _param_starts(n_coefs)]
+        ctx.has_bias = [params[j + 1] is not None for j in starts]
         ctx.n_coefs, ctx.need_c = n_coefs, need_c
         return out
 

@@ -23,15 +23,12 @@ surrogates can share a kernel.
 """
 from __future__ import annotations
 
-import inspect
 import re
-import textwrap
 from functools import lru_cache
 from types import ModuleType
 
-from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, typed_literals
+from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, surrogate_src, typed_literals
 from ..neurons.base import NeuronModel
-from ..neurons.surrogate import SURROGATES
 
 # (model, surrogate name, alpha, coefficient-gradient flags, dropout on its output) per layer
 LayerSig = tuple[NeuronModel, str, float, tuple[bool, ...], bool]
@@ -73,8 +70,7 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
         parts.append(_step_row(li, m))
         if part == "backward":
             if sg not in seen_sg:
-                src = textwrap.dedent(inspect.getsource(SURROGATES[sg])).replace(f"def {sg}(", f"def sg_{sg}(", 1)
-                parts.append(_decorated(typed_literals(src)))
+                parts.append(surrogate_src(sg))
                 seen_sg.add(sg)
             parts.append(_decorated(f"def spike_grad_{li}(u):\n    return sg_{sg}(u, F({float(alpha)!r}))\n"))
             parts.append(_decorated(typed_literals(_layer_vjp(m, li))))

@@ -91,6 +91,13 @@ def _decorated(src: str, deco: str = "@_inl") -> str:
     return f"{deco}\n{textwrap.dedent(src).strip()}\n\n\n"
 
 
+def surrogate_src(sg: str) -> str:
+    """The surrogate ``sg`` as an inlined kernel function ``sg_<name>(u, alpha)`` with typed
+    literals (renamed: a surrogate may share its name with a primitive, sigmoid)."""
+    src = textwrap.dedent(inspect.getsource(SURROGATES[sg])).replace(f"def {sg}(", f"def sg_{sg}(", 1)
+    return _decorated(typed_literals(src))
+
+
 def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
                       coef_grads: tuple[bool, ...] | None = None, traj_grads: tuple[bool, ...] | None = None,
                       dtype: str = "float64", recurrent: bool = False) -> str:
@@ -125,9 +132,7 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     w_arg = "w_rec, " if recurrent else ""
     cur_arg = ", tr_cur" if recurrent else ""
     parts.append(_typed_prelude(dtype))
-    # renamed sg_<name>: a surrogate may share its name with a primitive (sigmoid)
-    sg_src = textwrap.dedent(inspect.getsource(SURROGATES[sg])).replace(f"def {sg}(", f"def sg_{sg}(", 1)
-    parts.append(_decorated(typed_literals(sg_src)))
+    parts.append(surrogate_src(sg))
     parts.append(_decorated(f"def spike_grad(u):\n    return sg_{sg}(u, ALPHA)\n"))
     parts.append(_decorated(typed_literals(d.step_src)))
     parts.append(_decorated(typed_literals(d.vjp_src)))

@@ -34,6 +34,11 @@ class Sequential(nn.Sequential):
 
     def fused_reason(self, x: torch.Tensor) -> str | None:
         """None if ``forward(x)`` runs fused, else why it runs module by module."""
+        plan = self._plan(x)
+        return None if isinstance(plan, list) else plan
+
+    def _plan(self, x: torch.Tensor):
+        """The stack's (Linear, neuron) layers if ``forward(x)`` runs fused, else the reason it does not."""
         from ..core.stack import stack_layers
         from ..kernels.sparse_linear import sampled_density
         if self.fused is False:
@@ -54,15 +59,16 @@ class Sequential(nn.Sequential):
                     return f"parameters are {p.dtype} on {p.device}, the input {x.dtype} on {x.device}"
         if self.fused == "auto" and x.numel() and sampled_density(x) > getattr(first, "max_density", 0.1):
             return "the input is too dense for event row-adds"
-        return None
+        return layers
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x [T, B, K] -> output of the last module [T, B, N]; lengths [B]: steps each sample runs
         (neurons and Recurrent layers stop there and output 0)."""
-        from ..core.stack import run_stack, stack_layers
-        why = self.fused_reason(x)
-        if why is None:
-            return run_stack(stack_layers(list(self), self.training), x, lengths)
+        from ..core.stack import run_stack
+        plan = self._plan(x)
+        if isinstance(plan, list):
+            return run_stack(plan, x, lengths)
+        why = plan
         if self.fused is True and why != "fused=False":
             raise ConfigError(f"fused=True but this stack cannot run fused: {why}")
         for m in self:

@@ -143,8 +143,8 @@ def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str
     Hidden layers: Linear (event-driven on sparse input) + neuron ('lif', 'cuba', 'alif');
     time constants in ms at step dt ms.  ``readout='li'``: leaky-integrator membrane;
     ``'lif'``: output spikes (for spike-count losses).  Runs unchanged in ``core.Network``.
-    Returns a ``neurodyn.nn.Sequential``: without dropout or recurrence, training runs the
-    fused stack kernels (``core.stack``); otherwise the modules one by one.
+    Returns a ``neurodyn.nn.Sequential``: without recurrence, training runs the fused stack
+    kernels (``core.stack``, dropout included); with it, the modules one by one.
     """
     if not hidden:
         raise ConfigError("spiking_mlp needs at least one hidden layer")
