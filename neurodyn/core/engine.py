@@ -213,8 +213,10 @@ def _sig_name(signature) -> str:
     return "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
 
 
+@lru_cache(maxsize=None)
 def network_kernel(signature: tuple[tuple[NeuronModel, bool, bool], ...], dtype: str = "float64") -> ModuleType:
-    """Compiled (lazily) event-driven kernel module for a layer signature and dtype."""
+    """Compiled (lazily) event-driven kernel module for a layer signature and dtype (cached:
+    rendering the source takes milliseconds, as long as the kernel itself runs)."""
     stem = "net_" + _sig_name(signature) + f"_{dtype}"
     return _load_module(render_network_module(signature, dtype), stem)
 
