@@ -39,6 +39,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     parts = [HEADER.format(name=names, sg="atan", alpha=2.0)]
     parts.append("from neurodyn.kernels.delay_buffer import ring_pop, ring_push\n")
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
+    parts.append("from neurodyn.kernels.row_adds import add_rows, add_unit_rows\n")
     # Neuron steps with literals cast to the network's dtype (float32 stays float32, like the
     # dense kernels); the confidence code below works on the float64 running sum and is not cast.
     parts.append(_typed_prelude(dtype))
@@ -82,6 +83,13 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
         body.append(f"{ind}tot{li_} = 0")
     body.append(f"{ind}NI = W0.shape[0]")
     body.append(f"{ind}act = np.empty(NI if dense_in else 1, dtype=np.int32)")
+    body.append(f"{ind}actv = np.empty(NI if dense_in else 1, dtype=out.dtype)")
+    for li_ in range(1, L):
+        if signature[li_ - 1][0].spiking and signature[li_][2]:  # spike values for the delay rings
+            body.append(f"{ind}ones{li_} = np.ones(W{li_}.shape[0], dtype=out.dtype)")
+        if not signature[li_ - 1][0].spiking:
+            body.append(f"{ind}nzi{li_} = np.empty(W{li_}.shape[0], dtype=np.int32)")
+            body.append(f"{ind}nzv{li_} = np.empty(W{li_}.shape[0], dtype=out.dtype)")
     # Running sum of the readout (float64, like the torch-side running_logits).
     body.append(f"{ind}acc = np.zeros(N{last}, dtype=np.float64)")
     body.append(f"{ind}run_b = steps[b]")
@@ -93,11 +101,13 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     ind3 = " " * 16
     for li_, (m, rec, dl) in enumerate(signature):
 
-        def add_row(k: str, a: str, ind: str, li_: int = li_, dl: bool = dl) -> list[str]:
-            # one input event (k, a) into layer li_: now, or into the delay ring buffers
+        def add_events(idx: str, val: str, e0: str, e1: str, ind: str, li_: int = li_, dl: bool = dl) -> list[str]:
+            # events e0 <= e < e1 (input idx[e], value val[e]) into layer li_: their rows now
+            # (row_adds, the sums of the training paths), or into the delay ring buffers
             if dl:
-                return [f"{ind}ring_push(ring{li_}, t % S{li_}, {k}, {a}, W{li_}, off{li_})"]
-            return [f"{ind}w = W{li_}[{k}]", f"{ind}for j in range(N{li_}):", f"{ind}    cur{li_}[j] += {a} * w[j]"]
+                return [f"{ind}for e in range({e0}, {e1}):",
+                        f"{ind}    ring_push(ring{li_}, t % S{li_}, {idx}[e], {val}[e], W{li_}, off{li_})"]
+            return [f"{ind}add_rows(cur{li_}, W{li_}, {idx}, {val}, {e0}, {e1})"]
 
         body.append(f"{ind2}for j in range(N{li_}):")
         body.append(f"{ind3}cur{li_}[j] = b{li_}[j]")
@@ -115,24 +125,26 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
             body.append(f"{ind3}xr = X[t, b]")
             body.append(f"{ind3}nin = row_nonzeros(Xb[t, b], xmask, act)")
             body.append(f"{ind3}for q in range(nin):")
-            body.append(f"{ind3}    k = act[q]")
-            body += add_row("k", "xr[k]", ind3 + "    ")
+            body.append(f"{ind3}    actv[q] = xr[act[q]]")
+            body += add_events("act", "actv", "0", "nin", ind3)
             body.append(f"{ind2}else:")
-            body.append(f"{ind3}for e in range(ev_ptr[b * T + t], ev_ptr[b * T + t + 1]):")
-            body += add_row("ev_idx[e]", "ev_val[e]", ind3 + "    ")
+            body += add_events("ev_idx", "ev_val", "ev_ptr[b * T + t]", "ev_ptr[b * T + t + 1]", ind3)
         else:
             pm = signature[li_ - 1][0]
             p = li_ - 1
-            if pm.spiking:
-                body.append(f"{ind2}for q in range(nsp{p}):")
-                if dl:
-                    body += add_row(f"sp{p}[q]", "1.0", ind3)
-                else:  # a spike is 1: add the row without a multiply
-                    body += [f"{ind3}w = W{li_}[sp{p}[q]]", f"{ind3}for j in range(N{li_}):",
-                             f"{ind3}    cur{li_}[j] += w[j]"]
+            if pm.spiking and not dl:  # a spike is 1: add the rows without multiplies
+                body.append(f"{ind2}add_unit_rows(cur{li_}, W{li_}, sp{p}, 0, nsp{p})")
+            elif pm.spiking:
+                body += add_events(f"sp{p}", f"ones{li_}", "0", f"nsp{p}", ind2)
             else:
+                # A non-spiking layer's nonzero outputs are its events (as the event-driven
+                # Linear of the training path finds them: the same rows, the same sums).
+                body.append(f"{ind2}nnz = 0")
                 body.append(f"{ind2}for k in range(N{p}):")
-                body += add_row("k", f"o{p}[k]", ind3)
+                body.append(f"{ind3}nzi{li_}[nnz] = k")
+                body.append(f"{ind3}nzv{li_}[nnz] = o{p}[k]")
+                body.append(f"{ind3}nnz += o{p}[k] != 0.0")
+                body += add_events(f"nzi{li_}", f"nzv{li_}", "0", "nnz", ind2)
         if dl:  # the currents due now (scheduled at this or earlier steps)
             body.append(f"{ind2}ring_pop(ring{li_}, t % S{li_}, S{li_}, cur{li_})")
         st = ", ".join(f"s{li_}_{s}[j]" for s in m.states)

@@ -131,9 +131,10 @@ class FusedStackFn(torch.autograd.Function):
         g = g_out.detach().contiguous().numpy()
         nch = max(1, min(numba.get_num_threads(), B))
         bounds = np.array([B * c // nch for c in range(nch + 1)], dtype=np.int64)
-        args: list = [ctx.steps, bounds, *ctx.events]
-        slabs = []
         weights = [w.detach() for w in ctx.saved_tensors]
+        sblock, grouped = _grouping([tuple(w.shape) for w in weights], T, g.itemsize)
+        args: list = [ctx.steps, bounds, sblock, grouped, *ctx.events]
+        slabs = []
         for li in range(L):
             w = weights[li]
             n, k = w.shape
@@ -150,11 +151,26 @@ class FusedStackFn(torch.autograd.Function):
         train_kernels(ctx.sig, g.dtype.name, "backward").train_backward(*args)
         grads: list = [None, None, None]
         for li, (gw, gb, gc) in enumerate(slabs):
-            grads.append(torch.from_numpy(gw.sum(0)).t())
+            # [N, K] in the weight's own layout: autograd then keeps it instead of copying it
+            grads.append(torch.from_numpy(np.ascontiguousarray((gw[0] if gw.shape[0] == 1 else gw.sum(0)).T)))
             grads.append(torch.from_numpy(gb.sum(0)) if ctx.has_bias[li] else None)
             gcs = gc.sum(0)
             grads += [torch.from_numpy(gcs[k].copy()) if need else None for k, need in enumerate(ctx.need_c[li])]
         return tuple(grads)
+
+
+# Weight gradients larger than this are scattered grouped by input (row_adds.scatter_grouped),
+# over blocks of samples whose current gradients [block * T, N] take about as much (both
+# about half this machine's 512 KB L2 per core; one row per event into an L2-sized gradient
+# is as fast).
+_GROUP_BYTES = 256 * 1024
+
+
+def _grouping(shapes: list[tuple[int, int]], T: int, itemsize: int) -> tuple[int, np.ndarray]:
+    """(samples per block, [L] 1 where a layer's weight gradient (shape [N, K]) is grouped)."""
+    grouped = np.array([n * k * itemsize > _GROUP_BYTES for n, k in shapes], dtype=np.int64)
+    widest = max((n for (n, _), gr in zip(shapes, grouped) if gr), default=1)
+    return int(max(1, min(8, _GROUP_BYTES // (T * widest * itemsize)))), grouped
 
 
 def _lazy(n: int, dtype) -> np.ndarray:

@@ -6,9 +6,10 @@ stack of (Linear, neuron) layers fed sparse input, these two kernels instead wal
 sample through all layers, step by step, with the layer's rows in cache:
 
 - ``train_forward``: input events are found in the dense frames (``event_scan.row_nonzeros``)
-  and their weight rows added; hidden layers pass spikes as events (spike lists), so the
-  next layer adds one weight row per spike.  Kept for the backward: every layer's input
-  current [T, B, N], the input events and the hidden spike lists (per sample, in its own
+  and their weight rows added (``kernels.row_adds``, as the event core and the event-driven
+  Linear add them: the same sums to the bit); hidden layers pass spikes as events (spike
+  lists), so the next layer adds one weight row per spike.  Kept for the backward: every
+  layer's input current [T, B, N], the input events and the hidden spike lists (per sample, in its own
   region).  The state trajectory is not kept.
 - ``train_backward``: per sample, first the state trajectory is recomputed from the kept
   currents with the same step functions (into a [T + 1, N] buffer that stays in cache),
@@ -61,6 +62,7 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
         raise ValueError("dropout on the last layer's output is not part of a fused stack")
     parts = [HEADER.format(name=_sig_name(signature), sg="per layer" if part == "backward" else None, alpha=None)]
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
+    parts.append("from neurodyn.kernels.row_adds import add_dense_rows, add_rows, block_events, scatter_grouped\n")
     parts.append(_typed_prelude(dtype))
     seen_sg, seen_step = set(), set()
     for li, (m, sg, alpha, *_) in enumerate(signature):
@@ -170,23 +172,14 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
                 f"{i2}in_cnt[r] = nin",
                 f"{i2}for q in range(nin):",
                 f"{i3}k = act[q]",
-                f"{i3}a = xr[k]",
                 f"{i3}in_idx[e + q] = k",
-                f"{i3}in_val[e + q] = a",
-                f"{i3}w = W0[k]",
-                f"{i3}for j in range(N0):",
-                f"{i3}    cu0[j] += a * w[j]",
+                f"{i3}in_val[e + q] = xr[k]",
+                f"{i2}add_rows(cu0, W0, in_idx, in_val, e, e + nin)",
                 f"{i2}e += nin",
             ]
         else:
             p = li - 1
-            body += [
-                f"{i2}for q in range(sp_beg{p}[r], sp_beg{p}[r] + sp_cnt{p}[r]):",
-                f"{i3}a = sp_val{p}[q]",
-                f"{i3}w = W{li}[sp_idx{p}[q]]",
-                f"{i3}for j in range(N{li}):",
-                f"{i3}    cu{li}[j] += a * w[j]",
-            ]
+            body.append(f"{i2}add_rows(cu{li}, W{li}, sp_idx{p}, sp_val{p}, sp_beg{p}[r], sp_beg{p}[r] + sp_cnt{p}[r])")
         st = ", ".join(f"s{li}_{s}" for s in m.states)
         cs = ", ".join(f"c{li}_{c}" for c in m.coefs)
         body += [f"{i2}step_row_{li}(cu{li}, {st}, {cs}, o{li})", f"{i2}cur{li}[t, b, :] = cu{li}"]
@@ -211,14 +204,19 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
     return "\n".join(body) + "\n\n\n"
 
 
+def _events(li: int) -> str:
+    """The CSR arrays (beg, cnt, idx, val) of the events feeding layer ``li``."""
+    return "in_beg, in_cnt, in_idx, in_val" if li == 0 else f"sp_beg{li - 1}, sp_cnt{li - 1}, sp_idx{li - 1}, sp_val{li - 1}"
+
+
 def _backward(signature: tuple[LayerSig, ...]) -> str:
     L = len(signature)
-    args = ["steps", "bounds", "in_beg", "in_cnt", "in_idx", "in_val"]
+    args = ["steps", "bounds", "sblock", "grouped", "in_beg", "in_cnt", "in_idx", "in_val"]
     for li, (m, *_) in enumerate(signature):
         args += [f"V{li}"] + _layer_args(li, m) + [f"cur{li}"] + _event_args(li, signature)
         args += [f"gW{li}", f"gb{li}", f"gc{li}"]
     args += ["g_out"]
-    i1, i2, i3, i4 = " " * 8, " " * 12, " " * 16, " " * 20
+    i1, i2, i3, i4, i5 = (" " * n for n in (8, 12, 16, 20, 24))
     body = [
         '@numba.njit(parallel=True, cache=True, error_model="numpy")',
         f"def train_backward({', '.join(args)}):",
@@ -226,7 +224,9 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         "    for c in prange(bounds.shape[0] - 1):",
     ]
     # Per-chunk buffers: the recomputed state history [T + 1, N] per state, adjoints,
-    # the layer's input-current gradient and the gradient reaching its output.
+    # the layer's input-current gradient and the gradient reaching its output.  A layer whose
+    # weight gradient is scattered grouped (grouped[li]) keeps its current gradients of a
+    # block of sblock samples (GX [sblock * T, N]) and the buffers to sort the block's events.
     for li, (m, *_) in enumerate(signature):
         body.append(f"{i1}N{li} = cur{li}.shape[2]")
         for s in m.states:
@@ -238,42 +238,58 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         if li < L - 1:
             body.append(f"{i1}go{li} = np.empty(N{li}, dtype=g_out.dtype)")
         body += [f"{i1}gWc{li} = gW{li}[c]", f"{i1}gbc{li} = gb{li}[c]", f"{i1}gcc{li} = gc{li}[c]"]
-    body.append(f"{i1}for b in range(bounds[c], bounds[c + 1]):")
-    body.append(f"{i2}Tb = steps[b]")
+        beg, cnt = _events(li).split(", ")[:2]
+        body += [
+            f"{i1}G{li} = grouped[{li}] != 0",
+            f"{i1}GX{li} = np.empty((sblock * T if G{li} else 1, N{li}), dtype=g_out.dtype)",
+            f"{i1}mx{li} = 0",
+            f"{i1}if G{li}:",
+            f"{i2}for b0 in range(bounds[c], bounds[c + 1], sblock):",
+            f"{i3}mx{li} = max(mx{li}, block_events({cnt}, steps, T, b0, min(b0 + sblock, bounds[c + 1])))",
+            f"{i1}pos{li} = np.empty(gW{li}.shape[1] + 1, dtype=np.int64)",
+            f"{i1}et{li} = np.empty(mx{li}, dtype=np.int64)",
+            f"{i1}ev{li} = np.empty(mx{li}, dtype=g_out.dtype)",
+        ]
+    body.append(f"{i1}for b0 in range(bounds[c], bounds[c + 1], sblock):")
+    body.append(f"{i2}b1 = min(b0 + sblock, bounds[c + 1])")
+    body.append(f"{i2}for b in range(b0, b1):")
+    body.append(f"{i3}Tb = steps[b]")
     # Recompute every layer's state trajectory from its kept input current.
     for li, (m, *_) in enumerate(signature):
         st = ", ".join(f"p{li}_{s}" for s in m.states)
         cs = ", ".join(f"c{li}_{c}" for c in m.coefs)
         # (state stepped in its own buffer p, then copied into the history)
-        body += [f"{i2}p{li}_{s}[:] = i{li}_{s}" for s in m.states]
-        body += [f"{i2}h{li}_{s}[0, :] = i{li}_{s}" for s in m.states]
-        body += [f"{i2}a{li}_{s}[:] = 0.0" for s in m.states]
-        body += [f"{i2}for t in range(Tb):", f"{i3}step_row_{li}(cur{li}[t, b], {st}, {cs}, o{li})"]
-        body += [f"{i3}h{li}_{s}[t + 1, :] = p{li}_{s}" for s in m.states]
-    body.append(f"{i2}for t in range(Tb - 1, -1, -1):")
-    body.append(f"{i3}r = b * T + t")
+        body += [f"{i3}p{li}_{s}[:] = i{li}_{s}" for s in m.states]
+        body += [f"{i3}h{li}_{s}[0, :] = i{li}_{s}" for s in m.states]
+        body += [f"{i3}a{li}_{s}[:] = 0.0" for s in m.states]
+        body += [f"{i3}for t in range(Tb):", f"{i4}step_row_{li}(cur{li}[t, b], {st}, {cs}, o{li})"]
+        body += [f"{i4}h{li}_{s}[t + 1, :] = p{li}_{s}" for s in m.states]
+    body.append(f"{i3}for t in range(Tb - 1, -1, -1):")
+    body.append(f"{i4}r = b * T + t")
     for li in range(L - 1, -1, -1):
         m = signature[li][0]
         g_o = "g_out[t, b]" if li == L - 1 else f"go{li}"
         st = ", ".join(f"h{li}_{s}[t]" for s in m.states)
         cs = ", ".join(f"c{li}_{c}" for c in m.coefs)
         adj = ", ".join(f"a{li}_{s}" for s in m.states)
-        body.append(f"{i3}vjp_row_{li}(cur{li}[t, b], {st}, {cs}, {g_o}, {adj}, gx{li}, gbc{li}, gcc{li})")
-        # weight gradient: one row per input event of this layer at (t, b)
-        if li == 0:
-            body += [f"{i3}for q in range(in_beg[r], in_beg[r] + in_cnt[r]):",
-                     f"{i4}a = in_val[q]", f"{i4}row = gWc0[in_idx[q]]",
-                     f"{i4}for j in range(N0):", f"{i4}    row[j] += a * gx0[j]"]
-        else:
+        # the current gradient goes to the block's GX row when the weight gradient is grouped
+        body.append(f"{i4}gxr = GX{li}[(b - b0) * T + t] if G{li} else gx{li}")
+        body.append(f"{i4}vjp_row_{li}(cur{li}[t, b], {st}, {cs}, {g_o}, {adj}, gxr, gbc{li}, gcc{li})")
+        # weight gradient, unless grouped: one row per event into this layer at (t, b)
+        beg, cnt, idx, val = _events(li).split(", ")
+        body += [f"{i4}if not G{li}:",
+                 f"{i5}for q in range({beg}[r], {beg}[r] + {cnt}[r]):",
+                 f"{i5}    a = {val}[q]", f"{i5}    row = gWc{li}[{idx}[q]]",
+                 f"{i5}    for j in range(N{li}):", f"{i5}        row[j] += a * gxr[j]"]
+        if li > 0:
             p = li - 1
-            body += [f"{i3}for q in range(sp_beg{p}[r], sp_beg{p}[r] + sp_cnt{p}[r]):",
-                     f"{i4}a = sp_val{p}[q]", f"{i4}row = gWc{li}[sp_idx{p}[q]]",
-                     f"{i4}for j in range(N{li}):", f"{i4}    row[j] += a * gx{li}[j]"]
-            # gradient reaching the previous layer's output: row-adds over V [N_out, N_in]
-            body += [f"{i3}go{p}[:] = 0.0", f"{i3}for j in range(N{li}):", f"{i4}a = gx{li}[j]",
-                     f"{i4}v = V{li}[j]", f"{i4}for k in range(N{p}):", f"{i4}    go{p}[k] += a * v[k]"]
+            # gradient reaching the previous layer's output: gx [N_out] @ V [N_out, N_in]
+            body += [f"{i4}go{p}[:] = 0.0", f"{i4}add_dense_rows(go{p}, gxr, V{li})"]
             if signature[p][4]:  # through the dropout mask
-                body += [f"{i3}dr = D{p}[t, b]", f"{i3}for k in range(N{p}):", f"{i4}go{p}[k] *= dr[k]"]
+                body += [f"{i4}dr = D{p}[t, b]", f"{i4}for k in range(N{p}):", f"{i5}go{p}[k] *= dr[k]"]
+    for li in range(L):
+        body += [f"{i2}if G{li}:",
+                 f"{i3}scatter_grouped(gWc{li}, GX{li}, {_events(li)}, steps, T, b0, b1, pos{li}, et{li}, ev{li})"]
     return "\n".join(body) + "\n"
 
 

@@ -11,13 +11,15 @@ inside the kernel:
 - ``backward(...)``: BPTT in reverse time with the derived VJP, adjoints of the state
   carried in registers per neuron, coefficient gradients reduced per sample.
 
-Files are written to a cache folder keyed by a hash of their text, so Numba's on-disk
-cache (``cache=True``) is reused across processes.
+Files are written to a cache folder keyed by a hash of their text and of the helper
+modules they import, so Numba's on-disk cache (``cache=True``) is reused across processes
+and never serves a kernel compiled with an older helper.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import sys
 import inspect
 import os
@@ -253,8 +255,23 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
     return "".join(parts)
 
 
+_HELPER_IMPORT = re.compile(r"^from (neurodyn(?:\.\w+)+) import", re.M)
+
+
+@lru_cache(maxsize=None)
+def _file_bytes(module: str) -> bytes:
+    spec = importlib.util.find_spec(module)
+    return Path(spec.origin).read_bytes() if spec is not None and spec.origin else module.encode()
+
+
 def _load_module(src: str, stem: str) -> ModuleType:
-    digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+    # Numba's cache of a kernel does not notice changes in the helpers it calls (compiled into
+    # it from other modules), so the file name also hashes the helper modules the source
+    # imports: after an upgrade that changes a helper, the kernel is compiled afresh.
+    h = hashlib.sha1(src.encode())
+    for module in sorted(set(_HELPER_IMPORT.findall(src))):
+        h.update(_file_bytes(module))
+    digest = h.hexdigest()[:16]
     path = cache_dir() / f"{stem}_{digest}.py"
     if not path.exists() or path.read_text() != src:
         # Atomic write: concurrent processes (DDP workers, pytest-xdist) may race here.

@@ -89,9 +89,11 @@ def prepare_coefs(model: NeuronModel, coefs: Sequence[torch.Tensor | float], n: 
         c = torch.as_tensor(c, dtype=like.dtype, device=like.device)
         if c.dim() > 1 or (c.dim() == 1 and c.shape[0] not in (1, n)):
             raise ShapeError(f"coefficient '{name}' of neuron '{model.name}' must be a scalar or [{n}], got {tuple(c.shape)}")
-        if not bool(torch.isfinite(c).all()):
-            raise ConfigError(f"coefficient '{name}' of neuron '{model.name}' has NaN or inf values")
         out.append(c.expand(n).contiguous() if c.dim() == 0 or c.shape[0] == 1 else c.contiguous())
+    # One finiteness check for all (each check is a device sync on GPU); the name on failure.
+    if out and not bool(torch.isfinite(torch.stack([c.detach() for c in out])).all()):
+        bad = next(name for name, c in zip(model.coefs, out) if not bool(torch.isfinite(c).all()))
+        raise ConfigError(f"coefficient '{bad}' of neuron '{model.name}' has NaN or inf values")
     return tuple(out)
 
 

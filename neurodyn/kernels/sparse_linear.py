@@ -12,6 +12,7 @@ import torch
 from numba import prange
 
 from .event_scan import bits, chunks, emit_row, pack, scan_buffers, to_csr
+from .row_adds import add_rows
 
 
 @numba.njit(parallel=True, cache=True)
@@ -28,11 +29,7 @@ def _scan_matmul(x, xb, mask, wt, bias, has_bias, y, counts, idx, val, bounds):
             yr = y[m]
             for j in range(N):
                 yr[j] = bias[j] if has_bias else 0.0
-            for q in range(n):
-                a = val[e + q]
-                row = wt[act[q]]
-                for j in range(N):
-                    yr[j] += a * row[j]
+            add_rows(yr, wt, idx, val, e, e + n)
             e += n
             counts[m] = n
 

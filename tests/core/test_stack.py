@@ -211,3 +211,24 @@ def test_weight_changed_in_place_before_backward_is_an_error():
         model[0].weight.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("block", [1, 3])
+def test_grouped_weight_gradients_equal_event_by_event(monkeypatch, block):
+    """Large layers scatter their weight gradients grouped by input over blocks of samples
+    (row_adds.scatter_grouped): forced here on small layers, the gradients are the same."""
+    import numpy as np
+
+    import neurodyn.core.stack as st
+    mods = _stack("lif_alif_li", torch.float64, True)
+    fused = ndn.Sequential(*mods, fused=True)
+    x = _input(40, 7, torch.float64)
+    lengths = torch.tensor([40, 13, 0, 39, 40, 1, 22])
+    assert not st._grouping([(40, 50), (30, 40), (7, 30)], 40, 8)[1].any()  # too small to group
+    y0, g, grads0 = _run(fused, x, lengths)
+    fused.zero_grad()
+    monkeypatch.setattr(st, "_grouping", lambda shapes, T, size: (block, np.ones(len(shapes), dtype=np.int64)))
+    y1, _, grads1 = _run(fused, x, lengths, g)
+    assert torch.equal(y0, y1)
+    for name in grads0:
+        torch.testing.assert_close(grads1[name], grads0[name], rtol=1e-12, atol=1e-12, msg=name)
