@@ -132,8 +132,8 @@ class FusedStackFn(torch.autograd.Function):
         nch = max(1, min(numba.get_num_threads(), B))
         bounds = np.array([B * c // nch for c in range(nch + 1)], dtype=np.int64)
         weights = [w.detach() for w in ctx.saved_tensors]
-        sblock, grouped = _grouping([tuple(w.shape) for w in weights], T, g.itemsize)
-        args: list = [ctx.steps, bounds, sblock, grouped, *ctx.events]
+        args: list = [ctx.steps, bounds, _sample_block(T, max(w.shape[0] for w in weights), g.itemsize),
+                      *ctx.events]
         slabs = []
         for li in range(L):
             w = weights[li]
@@ -159,18 +159,10 @@ class FusedStackFn(torch.autograd.Function):
         return tuple(grads)
 
 
-# Weight gradients larger than this are scattered grouped by input (row_adds.scatter_grouped),
-# over blocks of samples whose current gradients [block * T, N] take about as much (both
-# about half this machine's 512 KB L2 per core; one row per event into an L2-sized gradient
-# is as fast).
-_GROUP_BYTES = 256 * 1024
-
-
-def _grouping(shapes: list[tuple[int, int]], T: int, itemsize: int) -> tuple[int, np.ndarray]:
-    """(samples per block, [L] 1 where a layer's weight gradient (shape [N, K]) is grouped)."""
-    grouped = np.array([n * k * itemsize > _GROUP_BYTES for n, k in shapes], dtype=np.int64)
-    widest = max((n for (n, _), gr in zip(shapes, grouped) if gr), default=1)
-    return int(max(1, min(8, _GROUP_BYTES // (T * widest * itemsize)))), grouped
+def _sample_block(T: int, widest: int, itemsize: int) -> int:
+    """Samples per block of the backward's weight-gradient sums: their current gradients
+    [block * T, widest] take about 256 KB (half this machine's L2 per core), 1 to 8 samples."""
+    return int(max(1, min(8, (256 * 1024) // (T * widest * itemsize))))
 
 
 def _lazy(n: int, dtype) -> np.ndarray:
@@ -209,7 +201,27 @@ def run_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tensor |
         n_coefs.append(len(coefs))
         params += [lin.weight, lin.bias, *coefs]
         masks.append(dropout_mask((T, B, n), lay.dropout, x) if lay.dropout else None)
+    if not any(mk is not None for mk in masks) and not (
+            torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in params)):
+        return _infer(layers, x, steps, params, inits, n_coefs)
     return FusedStackFn.apply((tuple(sig), tuple(inits), tuple(n_coefs), tuple(masks)), x, steps, *params)
+
+
+def _infer(layers: list[StackLayer], x: torch.Tensor, steps: np.ndarray, params: list, inits: list,
+           n_coefs: list[int]) -> torch.Tensor:
+    """Without gradients, the stack runs in the event core's inference kernel (``core.engine``):
+    the same sums and steps as the training forward, minus keeping currents and event lists."""
+    from .network import Layer, Network
+    dt = x.detach().numpy().dtype
+    net_layers = []
+    for lay, i, nc, init in zip(layers, _param_starts(tuple(n_coefs)), n_coefs, inits):
+        w, bias = params[i], params[i + 1]
+        net_layers.append(Layer(
+            weight=np.ascontiguousarray(w.detach().t().numpy()),
+            bias=bias.detach().numpy() if bias is not None else np.zeros(w.shape[0], dtype=dt),
+            model=lay.neuron.model, coefs=tuple(c.detach().numpy() for c in params[i + 2:i + 2 + nc]),
+            init=tuple(s.numpy() for s in init)))
+    return Network(net_layers, dtype=dt).run(x.detach(), torch.from_numpy(steps)).out
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ sample through all layers, step by step, with the layer's rows in cache:
 - ``train_backward``: per sample, first the state trajectory is recomputed from the kept
   currents with the same step functions (into a [T + 1, N] buffer that stays in cache),
   then BPTT runs in reverse time through all layers with the derived VJPs.  Weight
-  gradients are scattered over the events (one row per input event or spike), bias and
+  gradients are summed over the events of a block of samples grouped by input
+  (``row_adds.scatter_grouped``: one pass over a gradient row per four events), bias and
   coefficient gradients summed; each thread-chunk of samples owns its gradient slab (no
   atomics; the caller sums the slabs), so results do not depend on scheduling.
 
@@ -211,22 +212,21 @@ def _events(li: int) -> str:
 
 def _backward(signature: tuple[LayerSig, ...]) -> str:
     L = len(signature)
-    args = ["steps", "bounds", "sblock", "grouped", "in_beg", "in_cnt", "in_idx", "in_val"]
+    args = ["steps", "bounds", "sblock", "in_beg", "in_cnt", "in_idx", "in_val"]
     for li, (m, *_) in enumerate(signature):
         args += [f"V{li}"] + _layer_args(li, m) + [f"cur{li}"] + _event_args(li, signature)
         args += [f"gW{li}", f"gb{li}", f"gc{li}"]
     args += ["g_out"]
-    i1, i2, i3, i4, i5 = (" " * n for n in (8, 12, 16, 20, 24))
+    i1, i2, i3, i4 = (" " * n for n in (8, 12, 16, 20))
     body = [
         '@numba.njit(parallel=True, cache=True, error_model="numpy")',
         f"def train_backward({', '.join(args)}):",
         "    T = cur0.shape[0]",
         "    for c in prange(bounds.shape[0] - 1):",
     ]
-    # Per-chunk buffers: the recomputed state history [T + 1, N] per state, adjoints,
-    # the layer's input-current gradient and the gradient reaching its output.  A layer whose
-    # weight gradient is scattered grouped (grouped[li]) keeps its current gradients of a
-    # block of sblock samples (GX [sblock * T, N]) and the buffers to sort the block's events.
+    # Per-chunk buffers: the recomputed state history [T + 1, N] per state, adjoints, the
+    # gradient reaching the layer's output, the current gradients of a block of sblock samples
+    # (GX [sblock * T, N], for the weight gradient) and the buffers to sort the block's events.
     for li, (m, *_) in enumerate(signature):
         body.append(f"{i1}N{li} = cur{li}.shape[2]")
         for s in m.states:
@@ -234,18 +234,15 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
             body.append(f"{i1}a{li}_{s} = np.empty(N{li}, dtype=g_out.dtype)")
             body.append(f"{i1}p{li}_{s} = np.empty(N{li}, dtype=g_out.dtype)")
         body.append(f"{i1}o{li} = np.empty(N{li}, dtype=g_out.dtype)")
-        body.append(f"{i1}gx{li} = np.empty(N{li}, dtype=g_out.dtype)")
         if li < L - 1:
             body.append(f"{i1}go{li} = np.empty(N{li}, dtype=g_out.dtype)")
         body += [f"{i1}gWc{li} = gW{li}[c]", f"{i1}gbc{li} = gb{li}[c]", f"{i1}gcc{li} = gc{li}[c]"]
-        beg, cnt = _events(li).split(", ")[:2]
+        cnt = _events(li).split(", ")[1]
         body += [
-            f"{i1}G{li} = grouped[{li}] != 0",
-            f"{i1}GX{li} = np.empty((sblock * T if G{li} else 1, N{li}), dtype=g_out.dtype)",
+            f"{i1}GX{li} = np.empty((sblock * T, N{li}), dtype=g_out.dtype)",
             f"{i1}mx{li} = 0",
-            f"{i1}if G{li}:",
-            f"{i2}for b0 in range(bounds[c], bounds[c + 1], sblock):",
-            f"{i3}mx{li} = max(mx{li}, block_events({cnt}, steps, T, b0, min(b0 + sblock, bounds[c + 1])))",
+            f"{i1}for b0 in range(bounds[c], bounds[c + 1], sblock):",
+            f"{i2}mx{li} = max(mx{li}, block_events({cnt}, steps, T, b0, min(b0 + sblock, bounds[c + 1])))",
             f"{i1}pos{li} = np.empty(gW{li}.shape[1] + 1, dtype=np.int64)",
             f"{i1}et{li} = np.empty(mx{li}, dtype=np.int64)",
             f"{i1}ev{li} = np.empty(mx{li}, dtype=g_out.dtype)",
@@ -265,31 +262,24 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         body += [f"{i3}for t in range(Tb):", f"{i4}step_row_{li}(cur{li}[t, b], {st}, {cs}, o{li})"]
         body += [f"{i4}h{li}_{s}[t + 1, :] = p{li}_{s}" for s in m.states]
     body.append(f"{i3}for t in range(Tb - 1, -1, -1):")
-    body.append(f"{i4}r = b * T + t")
     for li in range(L - 1, -1, -1):
         m = signature[li][0]
         g_o = "g_out[t, b]" if li == L - 1 else f"go{li}"
         st = ", ".join(f"h{li}_{s}[t]" for s in m.states)
         cs = ", ".join(f"c{li}_{c}" for c in m.coefs)
         adj = ", ".join(f"a{li}_{s}" for s in m.states)
-        # the current gradient goes to the block's GX row when the weight gradient is grouped
-        body.append(f"{i4}gxr = GX{li}[(b - b0) * T + t] if G{li} else gx{li}")
+        # the current gradient goes to the block's GX row (the weight gradient is summed from it)
+        body.append(f"{i4}gxr = GX{li}[(b - b0) * T + t]")
         body.append(f"{i4}vjp_row_{li}(cur{li}[t, b], {st}, {cs}, {g_o}, {adj}, gxr, gbc{li}, gcc{li})")
-        # weight gradient, unless grouped: one row per event into this layer at (t, b)
-        beg, cnt, idx, val = _events(li).split(", ")
-        body += [f"{i4}if not G{li}:",
-                 f"{i5}for q in range({beg}[r], {beg}[r] + {cnt}[r]):",
-                 f"{i5}    a = {val}[q]", f"{i5}    row = gWc{li}[{idx}[q]]",
-                 f"{i5}    for j in range(N{li}):", f"{i5}        row[j] += a * gxr[j]"]
         if li > 0:
             p = li - 1
             # gradient reaching the previous layer's output: gx [N_out] @ V [N_out, N_in]
             body += [f"{i4}go{p}[:] = 0.0", f"{i4}add_dense_rows(go{p}, gxr, V{li})"]
             if signature[p][4]:  # through the dropout mask
-                body += [f"{i4}dr = D{p}[t, b]", f"{i4}for k in range(N{p}):", f"{i5}go{p}[k] *= dr[k]"]
+                body += [f"{i4}dr = D{p}[t, b]", f"{i4}for k in range(N{p}):", f"{i4}    go{p}[k] *= dr[k]"]
+    # Weight gradients of the block: each layer's events grouped by input (row_adds.scatter_grouped).
     for li in range(L):
-        body += [f"{i2}if G{li}:",
-                 f"{i3}scatter_grouped(gWc{li}, GX{li}, {_events(li)}, steps, T, b0, b1, pos{li}, et{li}, ev{li})"]
+        body.append(f"{i2}scatter_grouped(gWc{li}, GX{li}, {_events(li)}, steps, T, b0, b1, pos{li}, et{li}, ev{li})")
     return "\n".join(body) + "\n"
 
 

@@ -23,6 +23,9 @@ class Sequential(nn.Sequential):
     delays, stateful neurons, a torch/cupy backend, a Dropout that does not directly follow
     a hidden neuron), see ``fused_reason``.  A Dropout after a hidden neuron is a mask on
     its spikes (``core.stack.dropout_mask``, drawn from torch's generator like nn.Dropout).
+    Without gradients (``torch.no_grad()``, or frozen parameters) and without an active
+    Dropout, a fused stack runs the event core's inference kernel instead (``core.engine``:
+    same sums and steps, identical outputs, no currents or event lists kept).
     State dicts are those of ``nn.Sequential``.
     """
 

@@ -214,21 +214,45 @@ def test_weight_changed_in_place_before_backward_is_an_error():
 
 
 @pytest.mark.parametrize("block", [1, 3])
-def test_grouped_weight_gradients_equal_event_by_event(monkeypatch, block):
-    """Large layers scatter their weight gradients grouped by input over blocks of samples
-    (row_adds.scatter_grouped): forced here on small layers, the gradients are the same."""
-    import numpy as np
-
+def test_weight_gradients_do_not_depend_on_the_sample_block(monkeypatch, block):
+    """The backward sums weight gradients over blocks of samples, each block's events grouped by
+    input (row_adds.scatter_grouped): blocks of 1 and 3 samples (a partial last block) give
+    the gradients of the default block."""
     import neurodyn.core.stack as st
     mods = _stack("lif_alif_li", torch.float64, True)
     fused = ndn.Sequential(*mods, fused=True)
     x = _input(40, 7, torch.float64)
     lengths = torch.tensor([40, 13, 0, 39, 40, 1, 22])
-    assert not st._grouping([(40, 50), (30, 40), (7, 30)], 40, 8)[1].any()  # too small to group
+    assert st._sample_block(40, 50, 8) == 8
     y0, g, grads0 = _run(fused, x, lengths)
     fused.zero_grad()
-    monkeypatch.setattr(st, "_grouping", lambda shapes, T, size: (block, np.ones(len(shapes), dtype=np.int64)))
+    monkeypatch.setattr(st, "_sample_block", lambda T, widest, size: block)
     y1, _, grads1 = _run(fused, x, lengths, g)
     assert torch.equal(y0, y1)
     for name in grads0:
         torch.testing.assert_close(grads1[name], grads0[name], rtol=1e-12, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("kind, dtype", [("lif_alif_li", torch.float64), ("lif_alif_li", torch.float32),
+                                         ("cuba_lif", torch.float32)])
+def test_inference_without_gradients_runs_the_event_core_with_identical_outputs(kind, dtype, monkeypatch):
+    """Under no_grad (or with frozen parameters) the stack runs the event core's inference
+    kernel, which adds the same rows in the same groups and steps the same neurons: the
+    outputs equal the training forward's exactly."""
+    import neurodyn.core.stack as st
+    mods = _stack(kind, dtype, learn=True)
+    fused = ndn.Sequential(*mods, fused=True).eval()
+    x = _input(50, 6, dtype)
+    lengths = torch.tensor([50, 17, 0, 49, 50, 3])
+    y_train = fused(x, lengths=lengths)
+    assert y_train.requires_grad  # the training forward (FusedStackFn)
+    calls, infer = [], st._infer
+    monkeypatch.setattr(st, "_infer", lambda *a: calls.append(1) or infer(*a))
+    with torch.no_grad():
+        y_infer = fused(x, lengths=lengths)
+    for p in fused.parameters():
+        p.requires_grad_(False)
+    y_frozen = fused(x, lengths=lengths)
+    assert len(calls) == 2
+    assert torch.equal(y_infer, y_train.detach()) and torch.equal(y_frozen, y_train.detach())
+    assert y_train.abs().sum() > 0
