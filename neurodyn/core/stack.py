@@ -1,9 +1,11 @@
 """Train a Linear -> neuron stack with the fused event-driven kernels (``core.train_engine``).
 
-``stack_plan(modules, x)`` says whether a list of torch modules can run fused on input x
-(and why not); ``run_stack`` runs it as one autograd Function whose gradients reach the
-Linear weights and biases and the neuron coefficients (so learnable time constants learn),
-exactly as the layer-by-layer modules would compute them.
+``stack_layers(modules, training)`` gives the (Linear, neuron) layers of a list of torch
+modules, or why they cannot run fused (``nn.sequential.Sequential._plan`` adds the checks on the input);
+``run_stack`` runs them as one autograd Function whose gradients reach the Linear weights and
+biases and the neuron coefficients (so learnable time constants learn), exactly as the
+layer-by-layer modules would compute them.  When no gradient is needed it runs the event
+core's inference kernel instead (``_infer``).
 """
 from __future__ import annotations
 
