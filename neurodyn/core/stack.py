@@ -105,7 +105,7 @@ class FusedStackFn(torch.autograd.Function):
         curs, spikes = [], []
         for li in range(L):
             n = weights[li].shape[0]
-            cur = np.empty((T, B, n), dtype=dt)
+            cur = np.empty((B, T, n), dtype=dt)  # sample-major: each sample's rows are contiguous
             curs.append(cur)
             args += [np.ascontiguousarray(weights[li].t().numpy()), biases[li].numpy()]
             args += [c.numpy() for c in coefs[li]] + [s.numpy() for s in inits[li]] + [cur]
@@ -129,12 +129,13 @@ class FusedStackFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):
         L = len(ctx.n_coefs)
-        T, B, _ = ctx.curs[0].shape
+        B, T, _ = ctx.curs[0].shape
         g = g_out.detach().contiguous().numpy()
         nch = max(1, min(numba.get_num_threads(), B))
         bounds = np.array([B * c // nch for c in range(nch + 1)], dtype=np.int64)
         weights = [w.detach() for w in ctx.saved_tensors]
-        args: list = [ctx.steps, bounds, _sample_block(T, max(w.shape[0] for w in weights), g.itemsize),
+        direct = np.array([_direct_scatter(w.shape[1], w.shape[0], g.itemsize) for w in weights], dtype=np.bool_)
+        args: list = [ctx.steps, bounds, _sample_block(T, max(w.shape[0] for w in weights), g.itemsize), direct,
                       *ctx.events]
         slabs = []
         for li in range(L):
@@ -165,6 +166,14 @@ def _sample_block(T: int, widest: int, itemsize: int) -> int:
     """Samples per block of the backward's weight-gradient sums: their current gradients
     [block * T, widest] take about 256 KB (half this machine's L2 per core), 1 to 8 samples."""
     return int(max(1, min(8, (256 * 1024) // (T * widest * itemsize))))
+
+
+def _direct_scatter(K: int, N: int, itemsize: int) -> bool:
+    """Whether a [N, K] weight's gradient is summed step by step (each step's current gradient
+    added onto the rows of that step's events while it is in cache) rather than per sample
+    block grouped by input: when the gradient fits in L1 (64 KB), so per-event row updates hit
+    cache; larger ones would be fetched from L3 once per event (``row_adds.scatter_grouped``)."""
+    return K * N * itemsize <= 64 * 1024
 
 
 def _lazy(n: int, dtype) -> np.ndarray:

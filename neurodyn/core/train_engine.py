@@ -63,7 +63,7 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
         raise ValueError("dropout on the last layer's output is not part of a fused stack")
     parts = [HEADER.format(name=_sig_name(signature), sg="per layer" if part == "backward" else None, alpha=None)]
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
-    parts.append("from neurodyn.kernels.row_adds import add_dense_rows, add_rows, block_events, scatter_grouped\n")
+    parts.append("from neurodyn.kernels.row_adds import add_dense_rows, add_rows, block_events, scatter_grouped, scatter_row\n")
     parts.append(_typed_prelude(dtype))
     seen_sg, seen_step = set(), set()
     for li, (m, sg, alpha, *_) in enumerate(signature):
@@ -82,10 +82,15 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
     return "".join(parts)
 
 
-# The neuron loops over one row [N] are separate (not inlined) functions: inside the large
-# kernels LLVM's vectorizer gave up on them (scalar divisions, 1.7x slower backward); alone
-# they vectorize.
-_ROW_DECO = '@numba.njit(cache=True, error_model="numpy")'
+# How the loops over one row [N] of neurons are compiled.  A separate (not inlined) function
+# costs ~100 ns per call in the arrays it is passed (each one reference-counted), which over
+# the B * T * layers calls of a step adds up to milliseconds; inlined, they vectorize inside
+# the kernels as well, except a VJP that also sums coefficient gradients (learnable time
+# constants): LLVM then gives up on it (scalar divisions, a 1.7x slower backward) while alone
+# it vectorizes.
+_CALLED = '@numba.njit(cache=True, error_model="numpy")'
+_INLINED = "@_inl"
+STEP_DECO, VJP_DECO, VJP_COEF_DECO = _INLINED, _INLINED, _CALLED
 
 
 def _step_row(li: int, m: NeuronModel) -> str:
@@ -94,7 +99,7 @@ def _step_row(li: int, m: NeuronModel) -> str:
     st = [f"s_{s}" for s in S]
     cs = [f"c_{c}" for c in m.coefs]
     step = [
-        _ROW_DECO,
+        STEP_DECO,
         f"def step_row_{li}(x, {', '.join(st)}, {', '.join(cs)}, o):",
         "    for j in range(x.shape[0]):",
         f"        ov, {', '.join('n_' + s for s in S)}, = {m.derived.step_name}(x[j], "
@@ -114,7 +119,7 @@ def _vjp_row(li: int, layer: LayerSig) -> str:
     ad = [f"a_{s}" for s in S]
     outs = ["d_x"] + [f"d_{s}" for s in S] + [f"d_{c}" for c in C]
     vjp = [
-        _ROW_DECO,
+        VJP_COEF_DECO if any(need_c) else VJP_DECO,
         f"def vjp_row_{li}(x, {', '.join(st)}, {', '.join(cs)}, g_o, {', '.join(ad)}, g_x, g_b, g_c):",
         "    for j in range(x.shape[0]):",
         f"        {', '.join(outs)}, = {m.derived.step_name}_vjp_{li}(x[j], {', '.join(v + '[j]' for v in st + cs)}, "
@@ -183,7 +188,7 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
             body.append(f"{i2}add_rows(cu{li}, W{li}, sp_idx{p}, sp_val{p}, sp_beg{p}[r], sp_beg{p}[r] + sp_cnt{p}[r])")
         st = ", ".join(f"s{li}_{s}" for s in m.states)
         cs = ", ".join(f"c{li}_{c}" for c in m.coefs)
-        body += [f"{i2}step_row_{li}(cu{li}, {st}, {cs}, o{li})", f"{i2}cur{li}[t, b, :] = cu{li}"]
+        body += [f"{i2}step_row_{li}(cu{li}, {st}, {cs}, o{li})", f"{i2}cur{li}[b, t, :] = cu{li}"]
         if li < L - 1:
             # Branch-free append (write always, advance on an event) into the sample's region;
             # an event's value is the spike times its dropout mask (dropped spikes are no event).
@@ -212,7 +217,7 @@ def _events(li: int) -> str:
 
 def _backward(signature: tuple[LayerSig, ...]) -> str:
     L = len(signature)
-    args = ["steps", "bounds", "sblock", "in_beg", "in_cnt", "in_idx", "in_val"]
+    args = ["steps", "bounds", "sblock", "direct", "in_beg", "in_cnt", "in_idx", "in_val"]
     for li, (m, *_) in enumerate(signature):
         args += [f"V{li}"] + _layer_args(li, m) + [f"cur{li}"] + _event_args(li, signature)
         args += [f"gW{li}", f"gb{li}", f"gc{li}"]
@@ -221,7 +226,7 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
     body = [
         '@numba.njit(parallel=True, cache=True, error_model="numpy")',
         f"def train_backward({', '.join(args)}):",
-        "    T = cur0.shape[0]",
+        "    T = cur0.shape[1]",
         "    for c in prange(bounds.shape[0] - 1):",
     ]
     # Per-chunk buffers: the recomputed state history [T + 1, N] per state, adjoints, the
@@ -242,7 +247,8 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
             f"{i1}GX{li} = np.empty((sblock * T, N{li}), dtype=g_out.dtype)",
             f"{i1}mx{li} = 0",
             f"{i1}for b0 in range(bounds[c], bounds[c + 1], sblock):",
-            f"{i2}mx{li} = max(mx{li}, block_events({cnt}, steps, T, b0, min(b0 + sblock, bounds[c + 1])))",
+            f"{i2}if not direct[{li}]:",
+            f"{i3}mx{li} = max(mx{li}, block_events({cnt}, steps, T, b0, min(b0 + sblock, bounds[c + 1])))",
             f"{i1}pos{li} = np.empty(gW{li}.shape[1] + 1, dtype=np.int64)",
             f"{i1}et{li} = np.empty(mx{li}, dtype=np.int64)",
             f"{i1}ev{li} = np.empty(mx{li}, dtype=g_out.dtype)",
@@ -259,7 +265,7 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         body += [f"{i3}p{li}_{s}[:] = i{li}_{s}" for s in m.states]
         body += [f"{i3}h{li}_{s}[0, :] = i{li}_{s}" for s in m.states]
         body += [f"{i3}a{li}_{s}[:] = 0.0" for s in m.states]
-        body += [f"{i3}for t in range(Tb):", f"{i4}step_row_{li}(cur{li}[t, b], {st}, {cs}, o{li})"]
+        body += [f"{i3}for t in range(Tb):", f"{i4}step_row_{li}(cur{li}[b, t], {st}, {cs}, o{li})"]
         body += [f"{i4}h{li}_{s}[t + 1, :] = p{li}_{s}" for s in m.states]
     body.append(f"{i3}for t in range(Tb - 1, -1, -1):")
     for li in range(L - 1, -1, -1):
@@ -270,7 +276,10 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         adj = ", ".join(f"a{li}_{s}" for s in m.states)
         # the current gradient goes to the block's GX row (the weight gradient is summed from it)
         body.append(f"{i4}gxr = GX{li}[(b - b0) * T + t]")
-        body.append(f"{i4}vjp_row_{li}(cur{li}[t, b], {st}, {cs}, {g_o}, {adj}, gxr, gbc{li}, gcc{li})")
+        body.append(f"{i4}vjp_row_{li}(cur{li}[b, t], {st}, {cs}, {g_o}, {adj}, gxr, gbc{li}, gcc{li})")
+        beg, cnt, idx, val = _events(li).split(", ")
+        body += [f"{i4}if direct[{li}]:",
+                 f"{i4}    scatter_row(gWc{li}, gxr, {idx}, {val}, {beg}[b * T + t], {beg}[b * T + t] + {cnt}[b * T + t])"]
         if li > 0:
             p = li - 1
             # gradient reaching the previous layer's output: gx [N_out] @ V [N_out, N_in]
@@ -279,7 +288,8 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
                 body += [f"{i4}dr = D{p}[t, b]", f"{i4}for k in range(N{p}):", f"{i4}    go{p}[k] *= dr[k]"]
     # Weight gradients of the block: each layer's events grouped by input (row_adds.scatter_grouped).
     for li in range(L):
-        body.append(f"{i2}scatter_grouped(gWc{li}, GX{li}, {_events(li)}, steps, T, b0, b1, pos{li}, et{li}, ev{li})")
+        body += [f"{i2}if not direct[{li}]:",
+                 f"{i3}scatter_grouped(gWc{li}, GX{li}, {_events(li)}, steps, T, b0, b1, pos{li}, et{li}, ev{li})"]
     return "\n".join(body) + "\n"
 
 

@@ -116,4 +116,16 @@ def scatter_grouped(gW, GX, beg, cnt, idx, val, steps, T: int, b0: int, b1: int,
         e0 = pos[k]
 
 
-__all__ = ["add_rows", "add_unit_rows", "add_dense_rows", "block_events", "scatter_grouped"]
+@numba.njit(cache=True, error_model="numpy")
+def scatter_row(gW, g, idx, val, e0: int, e1: int) -> None:
+    """gW [K, N] += val[e] * g for each event e in [e0, e1) onto row idx[e] (g [N]: one step's
+    current gradient): the weight gradient of one step, for a gW small enough to stay in cache."""
+    n = g.shape[0]
+    for e in range(e0, e1):
+        a = val[e]
+        row = gW[idx[e]]
+        for j in range(n):
+            row[j] += a * g[j]
+
+
+__all__ = ["add_rows", "add_unit_rows", "add_dense_rows", "block_events", "scatter_grouped", "scatter_row"]

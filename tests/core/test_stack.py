@@ -215,18 +215,20 @@ def test_weight_changed_in_place_before_backward_is_an_error():
 
 @pytest.mark.parametrize("block", [1, 3])
 def test_weight_gradients_do_not_depend_on_the_sample_block(monkeypatch, block):
-    """The backward sums weight gradients over blocks of samples, each block's events grouped by
-    input (row_adds.scatter_grouped): blocks of 1 and 3 samples (a partial last block) give
-    the gradients of the default block."""
+    """Weight gradients that fit in cache are summed step by step (row_adds.scatter_row); larger
+    ones over blocks of samples, each block's events grouped by input (row_adds.scatter_grouped):
+    blocks of 1 and 3 samples (a partial last block) give the step-by-step gradients."""
     import neurodyn.core.stack as st
     mods = _stack("lif_alif_li", torch.float64, True)
     fused = ndn.Sequential(*mods, fused=True)
     x = _input(40, 7, torch.float64)
     lengths = torch.tensor([40, 13, 0, 39, 40, 1, 22])
     assert st._sample_block(40, 50, 8) == 8
+    assert st._direct_scatter(50, 40, 8) and not st._direct_scatter(700, 256, 4)
     y0, g, grads0 = _run(fused, x, lengths)
     fused.zero_grad()
     monkeypatch.setattr(st, "_sample_block", lambda T, widest, size: block)
+    monkeypatch.setattr(st, "_direct_scatter", lambda K, N, size: False)
     y1, _, grads1 = _run(fused, x, lengths, g)
     assert torch.equal(y0, y1)
     for name in grads0:
