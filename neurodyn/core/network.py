@@ -22,7 +22,7 @@ from ..kernels.delay_buffer import ring_offsets
 from ..kernels.dispatch import step_counts
 from ..kernels.event_scan import bits
 from .engine import network_kernel
-from .events import dense_to_events
+from .events import Events, dense_to_events
 
 
 @dataclass
@@ -158,9 +158,10 @@ class Network:
             raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
         return dense_to_events(_np(x, self.dtype))
 
-    def run(self, x: torch.Tensor, steps: torch.Tensor | None = None, record: bool = False,
+    def run(self, x: torch.Tensor | Events, steps: torch.Tensor | None = None, record: bool = False,
             early_exit: EarlyExit | None = None) -> NetworkResult:
-        """Run the network event-driven on a dense input x [T, B, N_in].
+        """Run the network event-driven on a dense input x [T, B, N_in] (or on ``Events``:
+        ``run_events`` on its lists).
 
         The kernel finds the nonzero inputs of each step in the frame itself (no conversion
         pass over all frames first), so the result equals ``run_events`` on
@@ -169,6 +170,10 @@ class Network:
         output [T, B, N].  early_exit: stop each sample once its running readout is confident
         (see ``inference.confidence.EarlyExit``); None runs every sample for its ``steps``.
         """
+        if isinstance(x, Events):
+            if x.n_channels != self.in_features:
+                raise ShapeError(f"the events have {x.n_channels} channels, the network takes {self.in_features}")
+            return self.run_events(x.ptr, x.idx, x.val, x.T, step_counts(steps, x.B, x.T), record, early_exit)
         if x.dim() != 3 or x.shape[2] != self.in_features:
             raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]

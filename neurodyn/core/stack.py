@@ -19,6 +19,7 @@ from torch import nn
 from ..kernels.dispatch import prepare_coefs, step_counts
 from ..kernels.event_scan import bits
 from ..nn.neurons import SpikingNeuron
+from .events import Events
 from .train_engine import train_kernels
 
 
@@ -73,15 +74,15 @@ def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] |
 
 class FusedStackFn(torch.autograd.Function):
     """out [T, B, N_last] of the stack; arguments: spec (per layer: (model, surrogate, alpha),
-    initial states, coefficient counts, dropout masks [T, B, N] or None), x [T, B, K], steps [B]
-    (int64 numpy), then per layer weight [N, K_l], bias [N] (or None), coefficients ([N] each)."""
+    initial states, coefficient counts, dropout masks [T, B, N] or None), x: frames [T, B, K]
+    or ``Events``, steps [B] (int64 numpy), then per layer weight [N, K_l], bias [N] (or None),
+    coefficients ([N] each)."""
 
     @staticmethod
     def forward(ctx, spec, x, steps, *params):  # noqa: D401
         sig_models, inits, n_coefs, masks = spec
-        xn = x.detach().contiguous().numpy()
-        T, B, K = xn.shape
-        dt = xn.dtype
+        T, B, K = x.shape
+        dt = x.val.dtype if isinstance(x, Events) else x.detach().numpy().dtype
         starts = _param_starts(n_coefs)
         weights, biases, coefs, need_c = [], [], [], []
         for i, nc in zip(starts, n_coefs):
@@ -94,14 +95,19 @@ class FusedStackFn(torch.autograd.Function):
         L = len(n_coefs)
         sig = tuple((m, sg, a, nc, masks[li] is not None) for li, ((m, sg, a), nc) in enumerate(zip(sig_models, need_c)))
         dmasks = [None if mk is None else mk.detach().contiguous().numpy() for mk in masks]
-        kern = train_kernels(sig, dt.name, "forward")
-        # Event regions: each sample owns T * width slots, so the forward (parallel over samples)
-        # writes them without coordination; untouched pages cost nothing.
-        in_beg = np.zeros(B * T, dtype=np.int64)
-        in_cnt = np.zeros(B * T, dtype=np.int64)
-        in_idx = _lazy(B * T * K, np.int32)
-        in_val = _lazy(B * T * K, dt)
-        args: list = [xn, *bits(xn), steps, in_beg, in_cnt, in_idx, in_val]
+        kern = train_kernels(sig, dt.name, "forward", events_in=isinstance(x, Events))
+        if isinstance(x, Events):  # the given lists are the input events
+            in_beg, in_cnt, in_idx, in_val = x.ptr[:-1], np.diff(x.ptr), x.idx, x.val
+            args: list = [steps, in_beg, in_cnt, in_idx, in_val]
+        else:
+            # Event regions: each sample owns T * width slots, so the forward (parallel over
+            # samples) writes them without coordination; untouched pages cost nothing.
+            xn = x.detach().contiguous().numpy()
+            in_beg = np.zeros(B * T, dtype=np.int64)
+            in_cnt = np.zeros(B * T, dtype=np.int64)
+            in_idx = _lazy(B * T * K, np.int32)
+            in_val = _lazy(B * T * K, dt)
+            args = [xn, *bits(xn), steps, in_beg, in_cnt, in_idx, in_val]
         curs, spikes = [], []
         for li in range(L):
             n = weights[li].shape[0]
@@ -195,35 +201,37 @@ def _param_starts(n_coefs: tuple[int, ...]) -> list[int]:
     return out
 
 
-def run_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Output [T, B, N_last] of the (Linear, neuron) stack on x [T, B, K] (CPU float), fused.
+def run_stack(layers: list[StackLayer], x: torch.Tensor | Events, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Output [T, B, N_last] of the (Linear, neuron) stack on x (frames [T, B, K], CPU float,
+    or ``Events``), fused.
 
     lengths: [B] steps each sample runs (the rest output 0 and cost nothing), or None.
     """
     T, B, _ = x.shape
+    like = torch.empty(0, dtype=x.dtype)
     steps = step_counts(lengths, B, T)
     sig, inits, n_coefs, params, masks = [], [], [], [], []
     for lay in layers:
         nrn, lin = lay.neuron, lay.linear
         n = lin.out_features
-        coefs = prepare_coefs(nrn.model, nrn.coefficients(), n, x)
+        coefs = prepare_coefs(nrn.model, nrn.coefficients(), n, like)
         sig.append((nrn.model, nrn.surrogate, nrn.alpha))
-        inits.append(tuple(s[0].detach().to(x.dtype).contiguous() for s in nrn.initial_state(1, n, x)))
+        inits.append(tuple(s[0].detach().to(x.dtype).contiguous() for s in nrn.initial_state(1, n, like)))
         n_coefs.append(len(coefs))
         params += [lin.weight, lin.bias, *coefs]
-        masks.append(dropout_mask((T, B, n), lay.dropout, x) if lay.dropout else None)
+        masks.append(dropout_mask((T, B, n), lay.dropout, like) if lay.dropout else None)
     if not any(mk is not None for mk in masks) and not (
             torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in params)):
         return _infer(layers, x, steps, params, inits, n_coefs)
     return FusedStackFn.apply((tuple(sig), tuple(inits), tuple(n_coefs), tuple(masks)), x, steps, *params)
 
 
-def _infer(layers: list[StackLayer], x: torch.Tensor, steps: np.ndarray, params: list, inits: list,
+def _infer(layers: list[StackLayer], x: torch.Tensor | Events, steps: np.ndarray, params: list, inits: list,
            n_coefs: list[int]) -> torch.Tensor:
     """Without gradients, the stack runs in the event core's inference kernel (``core.engine``):
     the same sums and steps as the training forward, minus keeping currents and event lists."""
     from .network import Layer, Network
-    dt = x.detach().numpy().dtype
+    dt = x.val.dtype if isinstance(x, Events) else x.detach().numpy().dtype
     net_layers = []
     for lay, i, nc, init in zip(layers, _param_starts(tuple(n_coefs)), n_coefs, inits):
         w, bias = params[i], params[i + 1]
@@ -232,7 +240,10 @@ def _infer(layers: list[StackLayer], x: torch.Tensor, steps: np.ndarray, params:
             bias=bias.detach().numpy() if bias is not None else np.zeros(w.shape[0], dtype=dt),
             model=lay.neuron.model, coefs=tuple(c.detach().numpy() for c in params[i + 2:i + 2 + nc]),
             init=tuple(s.numpy() for s in init)))
-    return Network(net_layers, dtype=dt).run(x.detach(), torch.from_numpy(steps)).out
+    net = Network(net_layers, dtype=dt)
+    if isinstance(x, Events):
+        return net.run_events(x.ptr, x.idx, x.val, x.T, steps).out
+    return net.run(x.detach(), torch.from_numpy(steps)).out
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:

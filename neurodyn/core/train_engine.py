@@ -43,12 +43,14 @@ def _layer_vjp(model: NeuronModel, li: int) -> str:
     return re.sub(r"\bspike_grad\(", f"spike_grad_{li}(", src)
 
 
-def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32", part: str = "forward") -> str:
+def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32", part: str = "forward",
+                        events_in: bool = False) -> str:
     """Source of ``train_forward`` (``part='forward'``) or ``train_backward`` for ``signature``.
 
     Every layer but the last must be spiking (its output is passed on as events).  The
     forward does not depend on surrogates or gradient flags (one compiled forward serves
-    them all).
+    them all).  ``events_in``: the forward reads the input as given event lists (``core.Events``)
+    instead of finding them in frames.
     """
     if dtype not in ("float32", "float64"):
         raise ValueError(f"training kernel dtype must be float32 or float64, got {dtype!r}")
@@ -78,7 +80,7 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
             parts.append(_decorated(f"def spike_grad_{li}(u):\n    return sg_{sg}(u, F({float(alpha)!r}))\n"))
             parts.append(_decorated(typed_literals(_layer_vjp(m, li))))
             parts.append(_vjp_row(li, signature[li]))
-    parts.append(_forward(signature) if part == "forward" else _backward(signature))
+    parts.append(_forward(signature, events_in) if part == "forward" else _backward(signature))
     return "".join(parts)
 
 
@@ -142,9 +144,9 @@ def _layer_args(li: int, m: NeuronModel) -> list[str]:
     return [f"c{li}_{c}" for c in m.coefs] + [f"i{li}_{s}" for s in m.states]
 
 
-def _forward(signature: tuple[LayerSig, ...]) -> str:
+def _forward(signature: tuple[LayerSig, ...], events_in: bool) -> str:
     L = len(signature)
-    args = ["X", "Xb", "xmask", "steps", "in_beg", "in_cnt", "in_idx", "in_val"]
+    args = (["steps"] if events_in else ["X", "Xb", "xmask", "steps"]) + ["in_beg", "in_cnt", "in_idx", "in_val"]
     for li, (m, *_) in enumerate(signature):
         args += [f"W{li}", f"b{li}"] + _layer_args(li, m) + [f"cur{li}"] + _event_args(li, signature)
     args += ["out"]
@@ -152,12 +154,13 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
     body = [
         '@numba.njit(parallel=True, cache=True, error_model="numpy")',
         f"def train_forward({', '.join(args)}):",
-        "    T, B, K = X.shape",
-        "    for b in prange(B):",
-        f"{i1}Tb = steps[b]",
-        f"{i1}act = np.empty(K, dtype=np.int32)",
-        f"{i1}e = b * T * K",
+        "    T, B = out.shape[0], out.shape[1]",
     ]
+    if not events_in:
+        body.append("    K = X.shape[2]")
+    body += ["    for b in prange(B):", f"{i1}Tb = steps[b]"]
+    if not events_in:  # the events found go to the sample's own region of the buffers
+        body += [f"{i1}act = np.empty(K, dtype=np.int32)", f"{i1}e = b * T * K"]
     for li, (m, *_) in enumerate(signature):
         body.append(f"{i1}N{li} = W{li}.shape[1]")
         body.append(f"{i1}cu{li} = np.empty(N{li}, dtype=out.dtype)")
@@ -170,7 +173,9 @@ def _forward(signature: tuple[LayerSig, ...]) -> str:
     body.append(f"{i2}r = b * T + t")
     for li, (m, *_) in enumerate(signature):
         body += [f"{i2}for j in range(N{li}):", f"{i3}cu{li}[j] = b{li}[j]"]
-        if li == 0:
+        if li == 0 and events_in:
+            body.append(f"{i2}add_rows(cu0, W0, in_idx, in_val, in_beg[r], in_beg[r] + in_cnt[r])")
+        elif li == 0:
             body += [
                 f"{i2}xr = X[t, b]",
                 f"{i2}nin = row_nonzeros(Xb[t, b], xmask, act)",
@@ -299,11 +304,14 @@ def _sig_name(signature: tuple[LayerSig, ...]) -> str:
 
 
 @lru_cache(maxsize=None)
-def train_kernels(signature: tuple[LayerSig, ...], dtype: str = "float32", part: str = "forward") -> ModuleType:
-    """Compiled (lazily) fused training kernel module (``part``: 'forward' | 'backward')."""
+def train_kernels(signature: tuple[LayerSig, ...], dtype: str = "float32", part: str = "forward",
+                  events_in: bool = False) -> ModuleType:
+    """Compiled (lazily) fused training kernel module (``part``: 'forward' | 'backward';
+    ``events_in``: a forward fed event lists, ``core.Events``, instead of frames)."""
     if part == "forward":  # one forward for every surrogate and gradient variant
         signature = tuple((m, "atan", 2.0, (), drop) for m, _, _, _, drop in signature)
-    return _load_module(render_train_module(signature, dtype, part), f"train_{part[:3]}_{_sig_name(signature)}_{dtype}")
+    stem = f"train_{part[:3]}{'_ev' if events_in and part == 'forward' else ''}_{_sig_name(signature)}_{dtype}"
+    return _load_module(render_train_module(signature, dtype, part, events_in and part == "forward"), stem)
 
 
 __all__ = ["render_train_module", "train_kernels", "LayerSig"]

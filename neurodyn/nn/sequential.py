@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.events import Events
+from ..errors import ConfigError, ShapeError
 from .neurons import SpikingNeuron
 from .recurrent import Recurrent
 
@@ -14,7 +15,8 @@ class Sequential(nn.Sequential):
     forward kernel and one fused backward kernel on CPU (``core.stack``).
 
     The fused path walks each sample through all layers step by step: input events are
-    found in the frames and their weight rows added, hidden spikes pass on as events, and
+    found in the frames (or given: ``forward`` also takes ``core.Events``, the same input as
+    event lists, which skips reading frames at all) and their weight rows added, hidden spikes pass on as events, and
     only the layers' input currents are kept for the backward (states are recomputed).  It
     computes the same outputs and gradients as running the modules one by one, which is
     what happens whenever it cannot run: ``fused=False``; a tensor not on CPU or not float;
@@ -50,23 +52,28 @@ class Sequential(nn.Sequential):
         if isinstance(layers, str):
             return layers
         first = layers[0].linear
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != first.in_features:
+        if isinstance(x, Events):
+            if x.n_channels != first.in_features:
+                return f"the events have {x.n_channels} channels, the first Linear takes {first.in_features}"
+        elif not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != first.in_features:
             return "input is not [T, B, in_features]"
-        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        elif x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
             return f"input is {x.dtype} on {x.device}, not a CPU float tensor"
-        if x.requires_grad:
+        elif x.requires_grad:
             return "the input needs a gradient"
         for lay in layers:
             for p in (lay.linear.weight, lay.linear.bias):
-                if p is not None and (p.dtype != x.dtype or p.device != x.device):
-                    return f"parameters are {p.dtype} on {p.device}, the input {x.dtype} on {x.device}"
-        if self.fused == "auto" and x.numel() and sampled_density(x) > getattr(first, "max_density", 0.1):
+                if p is not None and (p.dtype != x.dtype or p.device.type != "cpu"):
+                    return f"parameters are {p.dtype} on {p.device}, the input {x.dtype} on cpu"
+        if (self.fused == "auto" and isinstance(x, torch.Tensor) and x.numel()
+                and sampled_density(x) > getattr(first, "max_density", 0.1)):
             return "the input is too dense for event row-adds"
         return layers
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x [T, B, K] -> output of the last module [T, B, N]; lengths [B]: steps each sample runs
-        (neurons and Recurrent layers stop there and output 0)."""
+    def forward(self, x: torch.Tensor | Events, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x [T, B, K] (frames, or ``core.Events``: the same input as event lists) -> output of the
+        last module [T, B, N]; lengths [B]: steps each sample runs (neurons and Recurrent layers
+        stop there and output 0)."""
         from ..core.stack import run_stack
         plan = self._plan(x)
         if isinstance(plan, list):
@@ -74,6 +81,11 @@ class Sequential(nn.Sequential):
         why = plan
         if self.fused is True and why != "fused=False":
             raise ConfigError(f"fused=True but this stack cannot run fused: {why}")
+        if isinstance(x, Events):  # the modules take frames
+            if x.n_channels != getattr(self[0], "in_features", x.n_channels):
+                raise ShapeError(f"the events have {x.n_channels} channels, {type(self[0]).__name__} "
+                                 f"takes {self[0].in_features}")
+            x = x.to_dense()
         for m in self:
             x = m(x, lengths=lengths) if isinstance(m, (SpikingNeuron, Recurrent)) else m(x)
         return x

@@ -8,7 +8,7 @@ from torch import nn
 import neurodyn.nn as ndn
 from neurodyn.core import Network
 from neurodyn.core.stack import dropout_mask, stack_layers
-from neurodyn.errors import ConfigError
+from neurodyn.errors import ConfigError, ShapeError
 
 
 def _stack(kind: str, dtype, learn: bool) -> list[nn.Module]:
@@ -258,3 +258,33 @@ def test_inference_without_gradients_runs_the_event_core_with_identical_outputs(
     assert len(calls) == 2
     assert torch.equal(y_infer, y_train.detach()) and torch.equal(y_frozen, y_train.detach())
     assert y_train.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind, dtype", [("lif_alif_li", torch.float64), ("cuba_lif", torch.float32)])
+def test_event_list_input_trains_exactly_like_frames(kind, dtype):
+    """``core.Events`` in (no frames read): the forward adds the same rows in the same order, so
+    outputs, gradients and the no-gradient inference path equal the frames' exactly."""
+    from neurodyn.core import Events
+    x = _input(30, 5, dtype)
+    lengths = torch.tensor([30, 11, 0, 29, 30])
+    frames = ndn.Sequential(*_stack(kind, dtype, True), fused=True)
+    events = ndn.Sequential(*_stack(kind, dtype, True), fused=True)
+    ev = Events.from_dense(x)
+    y0, g, grads0 = _run(frames, x, lengths)
+    y1, _, grads1 = _run(events, ev, lengths, g)
+    assert torch.equal(y0, y1)
+    for name in grads0:
+        assert torch.equal(grads0[name], grads1[name]), name
+    with torch.no_grad():
+        assert torch.equal(events(ev, lengths=lengths), y0)
+
+
+def test_event_list_input_runs_module_by_module_when_it_cannot_fuse():
+    from neurodyn.core import Events
+    x = _input(20, 4, torch.float64)
+    mods = _stack("lif_alif_li", torch.float64, False)
+    y = ndn.Sequential(*mods, fused=False)(Events.from_dense(x))
+    assert torch.equal(y, ndn.Sequential(*mods, fused=False)(x))
+    with pytest.raises(ShapeError, match="9 channels"):
+        ndn.Sequential(*mods, fused=False)(Events.from_dense(torch.zeros(3, 2, 9, dtype=torch.float64)))
+    assert "channels" in ndn.Sequential(*mods).fused_reason(Events.from_dense(torch.zeros(3, 2, 9, dtype=torch.float64)))
