@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from ..core.events import Events
 from ..errors import ConfigError, DataFormatError, ShapeError
 from .nmnist import NMNIST_SENSOR, NMNISTFolder
 from .shd import SHD_CHANNELS, SHDFile
@@ -143,9 +144,8 @@ class EventDataset(Dataset):
         self._store.clear()
 
 
-def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack ``[(frames [T_i, ...], label), ...]`` -> ``x [T_max, B, ...]`` float32 (zero-padded
-    after each sample's end), ``y [B]`` int64, ``lengths [B]`` int64 (= T_i)."""
+def _batch_frames(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The samples' frames (float32, all [T_i, *same]), labels [B] and lengths [B] of a batch."""
     if len(batch) == 0:
         raise ShapeError("cannot collate an empty batch")
     frames = [torch.as_tensor(f, dtype=torch.float32) for f, _ in batch]
@@ -154,12 +154,39 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor
         if f.ndim < 1 or f.shape[1:] != tail:
             raise ShapeError(f"sample {i} has frame shape {tuple(f.shape)}, expected [T, {', '.join(map(str, tail))}]")
     lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.int64)
-    t_max = int(lengths.max())
-    x = torch.zeros((t_max, len(frames), *tail), dtype=torch.float32)
+    y = torch.tensor([int(lbl) for _, lbl in batch], dtype=torch.int64)
+    return frames, y, lengths
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack ``[(frames [T_i, ...], label), ...]`` -> ``x [T_max, B, ...]`` float32 (zero-padded
+    after each sample's end), ``y [B]`` int64, ``lengths [B]`` int64 (= T_i)."""
+    frames, y, lengths = _batch_frames(batch)
+    x = torch.zeros((int(lengths.max()), len(frames), *frames[0].shape[1:]), dtype=torch.float32)
     for b, f in enumerate(frames):
         x[: f.shape[0], b] = f
-    y = torch.tensor([int(lbl) for _, lbl in batch], dtype=torch.int64)
     return x, y, lengths
+
+
+def events_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[Events, torch.Tensor, torch.Tensor]:
+    """``pad_collate`` as event lists: ``[(frames [T_i, ...], label), ...]`` -> (``core.Events``
+    over T_max steps and the flattened features, none after a sample's end), ``y [B]``,
+    ``lengths [B]``.  The events are exactly the nonzero entries of ``pad_collate``'s frames
+    (flattened per step, channels ascending), so a model sees the same input in either form;
+    no padded [T_max, B, K] array is built."""
+    frames, y, lengths = _batch_frames(batch)
+    T, B = int(lengths.max()), len(frames)
+    rows, idx, val = [], [], []
+    for b, f in enumerate(frames):
+        f2 = f.reshape(f.shape[0], -1).numpy()
+        t, k = np.nonzero(f2)  # row-major: by step, then channel
+        rows.append(b * T + t)
+        idx.append(k.astype(np.int32))
+        val.append(f2[t, k])
+    K = int(np.prod(frames[0].shape[1:], dtype=np.int64))
+    ptr = np.zeros(B * T + 1, dtype=np.int64)
+    np.cumsum(np.bincount(np.concatenate(rows), minlength=B * T), out=ptr[1:])
+    return Events(ptr, np.concatenate(idx), np.concatenate(val), T, B, K), y, lengths
 
 
 def _find_h5_pair(path: Path) -> tuple[Path, Path] | None:

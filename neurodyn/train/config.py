@@ -40,6 +40,7 @@ LOSSES = ("mean_membrane", "spike_count", "per_step")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine", "step", "none")
 BACKENDS = ("auto", "torch", "numba", "cupy")
+INPUTS = ("events", "frames")
 
 
 @dataclass
@@ -50,6 +51,8 @@ class DataConfig:
     bin_us: int = 10_000        # frame width, microseconds (dt of the network = bin_us / 1000 ms)
     channel_pool: int = 1       # sum this many neighbouring channels (pixels) into one
     augment: bool = False       # SHD only: channel shift/jitter and time jitter on the training split
+    input: str = "events"       # batches as event lists (core.Events; models that are not an ndn.Sequential
+                                # get frames) or as padded frames [T, B, ...]: the same numbers either way
 
 
 @dataclass
@@ -125,7 +128,7 @@ class TrainConfig:
             if not ok:
                 value = _get(self.to_dict(), key)
                 raise ConfigError(f"{key} = {value!r} is out of range")
-        for key, value, choices in (("train.loss", t.loss, LOSSES), ("train.optimizer", t.optimizer, OPTIMIZERS),
+        for key, value, choices in (("data.input", d.input, INPUTS), ("train.loss", t.loss, LOSSES), ("train.optimizer", t.optimizer, OPTIMIZERS),
                                     ("train.scheduler", t.scheduler, SCHEDULERS),
                                     ("train.backend", t.backend, BACKENDS)):
             if value not in choices:

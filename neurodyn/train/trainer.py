@@ -29,7 +29,9 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from ..data import SHD_CHANNELS, EventDataset, SHDAugment, SHDFile, load_dataset, pad_collate
+from ..core.events import Events
+from ..data import SHD_CHANNELS, EventDataset, SHDAugment, SHDFile, events_collate, load_dataset, pad_collate
+from ..nn.sequential import Sequential
 from ..errors import BackendUnavailableError, ConfigError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import DataConfig, TrainConfig, TrainOptions, write_config
@@ -43,9 +45,9 @@ CHECKPOINT_NAME = "model.pt"
 EpochCallback = Callable[[int, dict], None]
 
 
-def flatten_frames(x: torch.Tensor) -> torch.Tensor:
-    """[T, B, ...] -> [T, B, features] (the layout every registered model takes)."""
-    return x.reshape(x.shape[0], x.shape[1], -1)
+def flatten_frames(x: torch.Tensor | Events) -> torch.Tensor | Events:
+    """[T, B, ...] -> [T, B, features] (the layout every registered model takes); Events as they are."""
+    return x if isinstance(x, Events) else x.reshape(x.shape[0], x.shape[1], -1)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -243,10 +245,12 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     # are the same for any number of processes.
     sampler = DistributedSampler(train_ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=t_opt.seed)
     g = torch.Generator().manual_seed(t_opt.seed + d.rank)
-    tl = DataLoader(train_ds, batch_size=t_opt.batch_size // d.world, sampler=sampler, collate_fn=pad_collate,
+    # Event lists go straight into a fused stack's kernels (no frames read); other models take frames.
+    collate = events_collate if cfg.data.input == "events" and isinstance(net, Sequential) else pad_collate
+    tl = DataLoader(train_ds, batch_size=t_opt.batch_size // d.world, sampler=sampler, collate_fn=collate,
                     generator=g)
     vl = DataLoader(Subset(test_ds, range(d.rank, len(test_ds), d.world)), batch_size=t_opt.eval_batch_size,
-                    shuffle=False, collate_fn=pad_collate)
+                    shuffle=False, collate_fn=collate)
 
     hist: dict[str, list] = {"epoch": [], "loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
     start, resumed_from = 0, None

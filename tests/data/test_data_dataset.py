@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from neurodyn.data import EventDataset, SHDAugment, ToFrames, load_dataset, make_events, pad_collate, to_frames
+from neurodyn.data import EventDataset, SHDAugment, ToFrames, load_dataset, events_collate, make_events, pad_collate, to_frames
 from neurodyn.errors import ConfigError, DataFormatError, ShapeError
 
 
@@ -91,6 +91,19 @@ def test_pad_collate_shapes_and_padding():
         pad_collate([(torch.ones(2, 4), 0), (torch.ones(2, 5), 1)])
     with pytest.raises(ShapeError):
         pad_collate([])
+
+
+def test_events_collate_holds_the_nonzeros_of_pad_collate():
+    g = torch.Generator().manual_seed(0)
+    batch = [((torch.rand(T, 2, 3, generator=g) < 0.4).float() * (1 + torch.arange(6.0).reshape(2, 3)), lbl)
+             for T, lbl in ((3, 2), (5, 0), (1, 1), (4, 3))]
+    batch[1][0][0, 0, 0] = -0.0  # no event
+    x, y, lengths = pad_collate(batch)
+    ev, y2, lengths2 = events_collate(batch)
+    assert torch.equal(y, y2) and torch.equal(lengths, lengths2)
+    assert ev.shape == (5, 4, 6) and torch.equal(ev.to_dense(), x.reshape(5, 4, 6))
+    with pytest.raises(ShapeError):
+        events_collate([(torch.ones(2, 4), 0), (torch.ones(2, 5), 1)])
 
 
 def test_load_shd_sample(datasets_dir):
