@@ -6,16 +6,18 @@ stack of (Linear, neuron) layers fed sparse input, these two kernels instead wal
 sample through all layers, step by step, with the layer's rows in cache:
 
 - ``train_forward``: input events are found in the dense frames (``event_scan.row_nonzeros``)
-  and their weight rows added (``kernels.row_adds``, as the event core and the event-driven
-  Linear add them: the same sums to the bit); hidden layers pass spikes as events (spike
-  lists), so the next layer adds one weight row per spike.  Kept for the backward: every
-  layer's input current [T, B, N], the input events and the hidden spike lists (per sample, in its own
-  region).  The state trajectory is not kept.
+  or read from given event lists (``events_in``: ``core.Events``), and their weight rows
+  added (``kernels.row_adds``, as the event core and the event-driven Linear add them: the
+  same sums to the bit); hidden layers pass spikes as events (spike lists), so the next
+  layer adds one weight row per spike.  Kept for the backward: every layer's input current
+  [B, T, N], the input events and the hidden spike lists (per sample, in its own region).
+  The state trajectory is not kept.
 - ``train_backward``: per sample, first the state trajectory is recomputed from the kept
   currents with the same step functions (into a [T + 1, N] buffer that stays in cache),
   then BPTT runs in reverse time through all layers with the derived VJPs.  Weight
   gradients are summed over the events of a block of samples grouped by input
-  (``row_adds.scatter_grouped``: one pass over a gradient row per four events), bias and
+  (``row_adds.scatter_grouped``: one pass over a gradient row per four events), or, for a
+  gradient that fits in L1 (``direct``), step by step (``row_adds.scatter_row``); bias and
   coefficient gradients summed; each thread-chunk of samples owns its gradient slab (no
   atomics; the caller sums the slabs), so results do not depend on scheduling.
 
