@@ -98,7 +98,8 @@ class Events:
         and events of one channel at one step summed into one (value default 1: spike counts)."""
         s, t, c = (np.asarray(a, dtype=np.int64).ravel() for a in (sample, step, channel))
         if not (s.shape == t.shape == c.shape):
-            raise ShapeError(f"Events.from_coo: sample, step and channel differ in length: {s.shape}, {t.shape}, {c.shape}")
+            raise ShapeError(f"Events.from_coo: sample, step and channel differ in length: "
+                             f"{s.shape}, {t.shape}, {c.shape}")
         v = np.ones(s.shape[0], dtype=dtype) if value is None else np.asarray(value, dtype=dtype).ravel()
         if v.shape != s.shape:
             raise ShapeError(f"Events.from_coo: {v.shape[0]} values for {s.shape[0]} events")

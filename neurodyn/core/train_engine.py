@@ -67,7 +67,8 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
         raise ValueError("dropout on the last layer's output is not part of a fused stack")
     parts = [HEADER.format(name=_sig_name(signature), sg="per layer" if part == "backward" else None, alpha=None)]
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
-    parts.append("from neurodyn.kernels.row_adds import add_dense_rows, add_rows, block_events, scatter_grouped, scatter_row\n")
+    parts.append("from neurodyn.kernels.row_adds import add_dense_rows, add_rows, block_events, scatter_grouped, "
+                 "scatter_row\n")
     parts.append(_typed_prelude(dtype))
     seen_sg, seen_step = set(), set()
     for li, (m, sg, alpha, *_) in enumerate(signature):
@@ -285,8 +286,9 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         body.append(f"{i4}gxr = GX{li}[(b - b0) * T + t]")
         body.append(f"{i4}vjp_row_{li}(cur{li}[b, t], {st}, {cs}, {g_o}, {adj}, gxr, gbc{li}, gcc{li})")
         beg, cnt, idx, val = _events(li).split(", ")
+        row = f"{beg}[b * T + t]"
         body += [f"{i4}if direct[{li}]:",
-                 f"{i4}    scatter_row(gWc{li}, gxr, {idx}, {val}, {beg}[b * T + t], {beg}[b * T + t] + {cnt}[b * T + t])"]
+                 f"{i4}    scatter_row(gWc{li}, gxr, {idx}, {val}, {row}, {row} + {cnt}[b * T + t])"]
         if li > 0:
             p = li - 1
             # gradient reaching the previous layer's output: gx [N_out] @ V [N_out, N_in]

@@ -16,10 +16,11 @@ class Sequential(nn.Sequential):
 
     The fused path walks each sample through all layers step by step: input events are
     found in the frames (or given: ``forward`` also takes ``core.Events``, the same input as
-    event lists, which skips reading frames at all) and their weight rows added, hidden spikes pass on as events, and
-    only the layers' input currents are kept for the backward (states are recomputed).  It
-    computes the same outputs and gradients as running the modules one by one, which is
-    what happens whenever it cannot run: ``fused=False``; a tensor not on CPU or not float;
+    event lists, which skips reading frames at all) and their weight rows added, hidden
+    spikes pass on as events, and only the layers' input currents are kept for the backward
+    (states are recomputed).  It computes the same outputs and gradients as running the
+    modules one by one, which is what happens whenever it cannot run: ``fused=False``; a
+    tensor not on CPU or not float;
     an input that needs a gradient; input denser than the first Linear's ``max_density``
     (event row-adds lose to a matmul there); or modules it does not cover (Recurrent,
     delays, stateful neurons, a torch/cupy backend, a Dropout that does not directly follow

@@ -128,7 +128,8 @@ class TrainConfig:
             if not ok:
                 value = _get(self.to_dict(), key)
                 raise ConfigError(f"{key} = {value!r} is out of range")
-        for key, value, choices in (("data.input", d.input, INPUTS), ("train.loss", t.loss, LOSSES), ("train.optimizer", t.optimizer, OPTIMIZERS),
+        for key, value, choices in (("data.input", d.input, INPUTS), ("train.loss", t.loss, LOSSES),
+                                    ("train.optimizer", t.optimizer, OPTIMIZERS),
                                     ("train.scheduler", t.scheduler, SCHEDULERS),
                                     ("train.backend", t.backend, BACKENDS)):
             if value not in choices:

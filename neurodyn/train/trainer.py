@@ -31,8 +31,8 @@ from tqdm import tqdm
 
 from ..core.events import Events
 from ..data import SHD_CHANNELS, EventDataset, SHDAugment, SHDFile, events_collate, load_dataset, pad_collate
-from ..nn.sequential import Sequential
 from ..errors import BackendUnavailableError, ConfigError
+from ..nn.sequential import Sequential
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import DataConfig, TrainConfig, TrainOptions, write_config
 from .losses import class_scores, loss_fn, readout_logits
