@@ -24,6 +24,13 @@ def dense_to_events(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return frames_to_csr(x)
 
 
+def row_pointer(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """CSR pointer [n_rows + 1] int64 of events listed in row order (``rows`` [E], ascending)."""
+    ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+    return ptr
+
+
 @dataclass(frozen=True, eq=False)
 class Events:
     """B event streams binned into T steps over K channels: the event-list form of frames [T, B, K].
@@ -112,10 +119,8 @@ class Events:
         np.add.at(val, inv, v)
         keep = val != 0  # summed to zero: no event (as in frames)
         uniq, val = uniq[keep], val[keep]
-        rows = uniq // n_channels
-        ptr = np.zeros(B * T + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=B * T), out=ptr[1:])
-        return cls(ptr, (uniq % n_channels).astype(np.int32), val, T, B, n_channels)
+        return cls(row_pointer(uniq // n_channels, B * T), (uniq % n_channels).astype(np.int32), val, T, B,
+                   n_channels)
 
     def to_dense(self) -> torch.Tensor:
         """Frames [T, B, K] of these events (zeros elsewhere)."""
@@ -131,4 +136,4 @@ class Events:
         return self if npd == self.val.dtype else Events(self.ptr, self.idx, self.val.astype(npd), *self.shape)
 
 
-__all__ = ["Events", "dense_to_events"]
+__all__ = ["Events", "dense_to_events", "row_pointer"]

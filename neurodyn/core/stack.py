@@ -82,7 +82,7 @@ class FusedStackFn(torch.autograd.Function):
     def forward(ctx, spec, x, steps, *params):  # noqa: D401
         sig_models, inits, n_coefs, masks = spec
         T, B, K = x.shape
-        dt = x.val.dtype if isinstance(x, Events) else x.detach().numpy().dtype
+        dt = _np_dtype(x)
         starts = _param_starts(n_coefs)
         weights, biases, coefs, need_c = [], [], [], []
         for i, nc in zip(starts, n_coefs):
@@ -193,6 +193,11 @@ def _lazy(n: int, dtype) -> np.ndarray:
     return torch.empty(n, dtype=torch.from_numpy(np.empty(0, dtype=dtype)).dtype).numpy()
 
 
+def _np_dtype(x: torch.Tensor | Events) -> np.dtype:
+    """The numpy dtype of the input's values (frames or event lists)."""
+    return x.val.dtype if isinstance(x, Events) else x.detach().numpy().dtype
+
+
 def _param_starts(n_coefs: tuple[int, ...]) -> list[int]:
     out, i = [], 0
     for nc in n_coefs:
@@ -231,7 +236,7 @@ def _infer(layers: list[StackLayer], x: torch.Tensor | Events, steps: np.ndarray
     """Without gradients, the stack runs in the event core's inference kernel (``core.engine``):
     the same sums and steps as the training forward, minus keeping currents and event lists."""
     from .network import Layer, Network
-    dt = x.val.dtype if isinstance(x, Events) else x.detach().numpy().dtype
+    dt = _np_dtype(x)
     net_layers = []
     for lay, i, nc, init in zip(layers, _param_starts(tuple(n_coefs)), n_coefs, inits):
         w, bias = params[i], params[i + 1]
@@ -240,10 +245,7 @@ def _infer(layers: list[StackLayer], x: torch.Tensor | Events, steps: np.ndarray
             bias=bias.detach().numpy() if bias is not None else np.zeros(w.shape[0], dtype=dt),
             model=lay.neuron.model, coefs=tuple(c.detach().numpy() for c in params[i + 2:i + 2 + nc]),
             init=tuple(s.numpy() for s in init)))
-    net = Network(net_layers, dtype=dt)
-    if isinstance(x, Events):
-        return net.run_events(x.ptr, x.idx, x.val, x.T, steps).out
-    return net.run(x.detach(), torch.from_numpy(steps)).out
+    return Network(net_layers, dtype=dt).run(x if isinstance(x, Events) else x.detach(), torch.from_numpy(steps)).out
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:

@@ -218,9 +218,10 @@ def _forward(signature: tuple[LayerSig, ...], events_in: bool) -> str:
     return "\n".join(body) + "\n\n\n"
 
 
-def _events(li: int) -> str:
-    """The CSR arrays (beg, cnt, idx, val) of the events feeding layer ``li``."""
-    return "in_beg, in_cnt, in_idx, in_val" if li == 0 else f"sp_beg{li - 1}, sp_cnt{li - 1}, sp_idx{li - 1}, sp_val{li - 1}"
+def _events(li: int) -> tuple[str, str, str, str]:
+    """Names of the CSR arrays (beg, cnt, idx, val) of the events feeding layer ``li``."""
+    return ("in_beg", "in_cnt", "in_idx", "in_val") if li == 0 else tuple(
+        f"sp_{a}{li - 1}" for a in ("beg", "cnt", "idx", "val"))
 
 
 def _backward(signature: tuple[LayerSig, ...]) -> str:
@@ -250,7 +251,7 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         if li < L - 1:
             body.append(f"{i1}go{li} = np.empty(N{li}, dtype=g_out.dtype)")
         body += [f"{i1}gWc{li} = gW{li}[c]", f"{i1}gbc{li} = gb{li}[c]", f"{i1}gcc{li} = gc{li}[c]"]
-        cnt = _events(li).split(", ")[1]
+        cnt = _events(li)[1]
         body += [
             f"{i1}GX{li} = np.empty((sblock * T, N{li}), dtype=g_out.dtype)",
             f"{i1}mx{li} = 0",
@@ -285,7 +286,7 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
         # the current gradient goes to the block's GX row (the weight gradient is summed from it)
         body.append(f"{i4}gxr = GX{li}[(b - b0) * T + t]")
         body.append(f"{i4}vjp_row_{li}(cur{li}[b, t], {st}, {cs}, {g_o}, {adj}, gxr, gbc{li}, gcc{li})")
-        beg, cnt, idx, val = _events(li).split(", ")
+        beg, cnt, idx, val = _events(li)
         row = f"{beg}[b * T + t]"
         body += [f"{i4}if direct[{li}]:",
                  f"{i4}    scatter_row(gWc{li}, gxr, {idx}, {val}, {row}, {row} + {cnt}[b * T + t])"]
@@ -297,8 +298,9 @@ def _backward(signature: tuple[LayerSig, ...]) -> str:
                 body += [f"{i4}dr = D{p}[t, b]", f"{i4}for k in range(N{p}):", f"{i4}    go{p}[k] *= dr[k]"]
     # Weight gradients of the block: each layer's events grouped by input (row_adds.scatter_grouped).
     for li in range(L):
+        ev = ", ".join(_events(li))
         body += [f"{i2}if not direct[{li}]:",
-                 f"{i3}scatter_grouped(gWc{li}, GX{li}, {_events(li)}, steps, T, b0, b1, pos{li}, et{li}, ev{li})"]
+                 f"{i3}scatter_grouped(gWc{li}, GX{li}, {ev}, steps, T, b0, b1, pos{li}, et{li}, ev{li})"]
     return "\n".join(body) + "\n"
 
 

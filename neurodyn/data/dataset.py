@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from ..core.events import Events
+from ..core.events import Events, row_pointer
 from ..errors import ConfigError, DataFormatError, ShapeError
 from .nmnist import NMNIST_SENSOR, NMNISTFolder
 from .shd import SHD_CHANNELS, SHDFile
@@ -184,8 +184,7 @@ def events_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[Events, t
         idx.append(k.astype(np.int32))
         val.append(f2[t, k])
     K = int(np.prod(frames[0].shape[1:], dtype=np.int64))
-    ptr = np.zeros(B * T + 1, dtype=np.int64)
-    np.cumsum(np.bincount(np.concatenate(rows), minlength=B * T), out=ptr[1:])
+    ptr = row_pointer(np.concatenate(rows), B * T)
     return Events(ptr, np.concatenate(idx), np.concatenate(val), T, B, K), y, lengths
 
 
