@@ -2,7 +2,7 @@
 augmentation, and a cached torch Dataset. Times are integer microseconds throughout."""
 from __future__ import annotations
 
-from .dataset import EventDataset, EventReader, events_collate, load_dataset, pad_collate
+from .dataset import EventDataset, EventReader, SparseFrames, events_collate, load_dataset, pad_collate
 from .events import TXP_DTYPE, XYTP_DTYPE, check_events, empty_events, make_events, sort_by_time
 from .nmnist import (
     MAX_TIMESTAMP_US,
@@ -35,5 +35,5 @@ __all__ = [
     "NMNISTFolder", "NMNIST_SENSOR", "NMNIST_CLASSES", "MAX_TIMESTAMP_US",
     "to_frames", "crop_time", "pool_channels", "pooled_size", "channel_shift", "channel_jitter",
     "time_jitter", "drop_events", "SHDAugment", "ToFrames",
-    "EventDataset", "EventReader", "pad_collate", "events_collate", "load_dataset",
+    "EventDataset", "EventReader", "SparseFrames", "pad_collate", "events_collate", "load_dataset",
 ]

@@ -7,8 +7,10 @@ lengths ``[B]``, the multi-step layout of neurodyn.nn.
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -38,26 +40,42 @@ class EventReader(Protocol):
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]: ...
 
 
-def _pack(frames: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
-    """Sparse copy of a frame array: (shape, flat nonzero indices, values in a small dtype)."""
-    flat = frames.reshape(-1)
-    idx = np.flatnonzero(flat)
-    vals = flat[idx]
-    if np.all(vals == np.rint(vals)) and (vals.size == 0 or (vals.min() >= 0 and vals.max() <= 65535)):
-        vals = vals.astype(np.uint8 if vals.size == 0 or vals.max() <= 255 else np.uint16)
-    index_dtype = np.int32 if flat.size < 2**31 else np.int64
-    return frames.shape, idx.astype(index_dtype), vals
+@dataclass(frozen=True, eq=False)
+class SparseFrames:
+    """One sample's frames ``[T, ...]`` held as their nonzeros (what ``EventDataset(sparse=True)``
+    gives and ``events_collate`` batches without reading a frame).
 
+    shape: the frames' shape; index [E] int32/int64: flat positions in the C-ordered frames,
+    ascending (step, then channel); values [E]: the entries there (a small unsigned dtype when
+    they are whole counts, which is what binned events are, else float32).
+    """
 
-def _unpack(packed: tuple[tuple[int, ...], np.ndarray, np.ndarray]) -> np.ndarray:
-    shape, idx, vals = packed
-    out = np.zeros(int(np.prod(shape)), dtype=np.float32)
-    out[idx] = vals
-    return out.reshape(shape)
+    shape: tuple[int, ...]
+    index: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def from_dense(cls, frames: np.ndarray) -> SparseFrames:
+        """The nonzeros of ``frames`` [T, ...] (any real dtype), values kept exactly."""
+        flat = np.asarray(frames).reshape(-1)
+        idx = np.flatnonzero(flat)
+        vals = flat[idx]
+        if np.all(vals == np.rint(vals)) and (vals.size == 0 or (vals.min() >= 0 and vals.max() <= 65535)):
+            vals = vals.astype(np.uint8 if vals.size == 0 or vals.max() <= 255 else np.uint16)
+        index_dtype = np.int32 if flat.size < 2**31 else np.int64
+        return cls(tuple(int(n) for n in np.shape(frames)), idx.astype(index_dtype), vals)
+
+    def to_dense(self) -> np.ndarray:
+        """The frames, float32 ``shape``."""
+        out = np.zeros(int(np.prod(self.shape, dtype=np.int64)), dtype=np.float32)
+        out[self.index] = self.values
+        return out.reshape(self.shape)
 
 
 class EventDataset(Dataset):
-    """Reader + binning as a torch Dataset: ``ds[i] -> (frames float32 [T, ...], label int)``.
+    """Reader + binning as a torch Dataset: ``ds[i] -> (frames float32 [T, ...], label int)``,
+    or with ``sparse`` ``(SparseFrames, label)``: the same frames as their nonzeros, which
+    ``events_collate`` batches into event lists without building or scanning frames.
 
     With ``cache`` each sample is parsed once: without ``augment`` the binned frames are
     kept (sparsely, exact counts), with ``augment`` the parsed events are kept and augmented
@@ -74,12 +92,14 @@ class EventDataset(Dataset):
         augment: Augment | None = None,
         cache: bool = True,
         seed: int = 0,
+        sparse: bool = False,
     ) -> None:
         self.reader = reader
         self.transform = transform
         self.augment = augment
         self.cache = cache
         self.seed = int(seed)
+        self.sparse = bool(sparse)
         self._store: dict[int, object] = {}
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple[int, int] | None = None
@@ -110,16 +130,18 @@ class EventDataset(Dataset):
             self._rng_key = key
         return self._rng
 
-    def _frames(self, index: int) -> np.ndarray:
+    def _frames(self, index: int) -> np.ndarray | SparseFrames:
+        """The sample's frames: dense float32, or ``SparseFrames`` where that is what is at hand
+        (the cache holds them so; the caller converts to the form asked for)."""
         if self.augment is None:
             if self.cache and index in self._store:
                 self.cache_hits += 1
-                return _unpack(self._store[index])  # type: ignore[arg-type]
+                return self._store[index]  # type: ignore[return-value]
             self.cache_misses += 1
             events, _ = self.reader[index]
             frames = np.asarray(self.transform(events), dtype=np.float32)
             if self.cache:
-                self._store[index] = _pack(frames)
+                self._store[index] = SparseFrames.from_dense(frames)
             return frames
         if self.cache and index in self._store:
             self.cache_hits += 1
@@ -131,61 +153,84 @@ class EventDataset(Dataset):
                 self._store[index] = events
         return np.asarray(self.transform(self.augment(events, self._generator())), dtype=np.float32)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | SparseFrames, int]:
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"sample {index} out of range for {n} samples")
         index = int(index) % n
         frames = self._frames(index)
-        return torch.from_numpy(frames), int(self.reader.labels[index])
+        if self.sparse:
+            sample = frames if isinstance(frames, SparseFrames) else SparseFrames.from_dense(frames)
+        else:
+            sample = torch.from_numpy(frames.to_dense() if isinstance(frames, SparseFrames) else frames)
+        return sample, int(self.reader.labels[index])
+
+    def with_sparse(self, sparse: bool = True) -> EventDataset:
+        """This dataset giving its samples as ``SparseFrames`` (or, ``sparse=False``, dense
+        frames): a view sharing the reader, transform, augmentation, generator and cache."""
+        view = copy.copy(self)
+        view.sparse = bool(sparse)
+        return view
 
     def clear_cache(self) -> None:
         """Forget cached samples (e.g. after changing ``transform``)."""
         self._store.clear()
 
 
-def _batch_frames(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """The samples' frames (float32, all [T_i, *same]), labels [B] and lengths [B] of a batch."""
+Sample = tuple["torch.Tensor | np.ndarray | SparseFrames", int]
+
+
+def _batch_frames(batch: Sequence[Sample]) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """The samples' frames (each a float32 tensor [T_i, *same] or ``SparseFrames``), labels
+    [B] and lengths [B] of a batch."""
     if len(batch) == 0:
         raise ShapeError("cannot collate an empty batch")
-    frames = [torch.as_tensor(f, dtype=torch.float32) for f, _ in batch]
-    tail = frames[0].shape[1:]
-    for i, f in enumerate(frames):
-        if f.ndim < 1 or f.shape[1:] != tail:
-            raise ShapeError(f"sample {i} has frame shape {tuple(f.shape)}, expected [T, {', '.join(map(str, tail))}]")
-    lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.int64)
+    frames = [f if isinstance(f, SparseFrames) else torch.as_tensor(f, dtype=torch.float32) for f, _ in batch]
+    shapes = [tuple(f.shape) for f in frames]
+    tail = shapes[0][1:]
+    for i, sh in enumerate(shapes):
+        if len(sh) < 1 or sh[1:] != tail:
+            raise ShapeError(f"sample {i} has frame shape {sh}, expected [T, {', '.join(map(str, tail))}]")
+    lengths = torch.tensor([sh[0] for sh in shapes], dtype=torch.int64)
     y = torch.tensor([int(lbl) for _, lbl in batch], dtype=torch.int64)
     return frames, y, lengths
 
 
-def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_collate(batch: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stack ``[(frames [T_i, ...], label), ...]`` -> ``x [T_max, B, ...]`` float32 (zero-padded
-    after each sample's end), ``y [B]`` int64, ``lengths [B]`` int64 (= T_i)."""
+    after each sample's end), ``y [B]`` int64, ``lengths [B]`` int64 (= T_i).  Frames may
+    be ``SparseFrames``."""
     frames, y, lengths = _batch_frames(batch)
     x = torch.zeros((int(lengths.max()), len(frames), *frames[0].shape[1:]), dtype=torch.float32)
     for b, f in enumerate(frames):
-        x[: f.shape[0], b] = f
+        x[: f.shape[0], b] = torch.from_numpy(f.to_dense()) if isinstance(f, SparseFrames) else f
     return x, y, lengths
 
 
-def events_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[Events, torch.Tensor, torch.Tensor]:
+def events_collate(batch: Sequence[Sample]) -> tuple[Events, torch.Tensor, torch.Tensor]:
     """``pad_collate`` as event lists: ``[(frames [T_i, ...], label), ...]`` -> (``core.Events``
     over T_max steps and the flattened features, none after a sample's end), ``y [B]``,
     ``lengths [B]``.  The events are exactly the nonzero entries of ``pad_collate``'s frames
     (flattened per step, channels ascending), so a model sees the same input in either form;
-    no padded [T_max, B, K] array is built."""
+    no padded [T_max, B, K] array is built.  ``SparseFrames`` samples (``EventDataset(sparse=True)``)
+    are taken as they are; dense ones are scanned for their nonzeros."""
     frames, y, lengths = _batch_frames(batch)
     T, B = int(lengths.max()), len(frames)
+    K = int(np.prod(frames[0].shape[1:], dtype=np.int64))
     rows, idx, val = [], [], []
     for b, f in enumerate(frames):
-        f2 = f.reshape(f.shape[0], -1).numpy()
-        t, k = np.nonzero(f2)  # row-major: by step, then channel
+        if isinstance(f, SparseFrames):
+            flat, v = f.index, f.values
+        else:
+            f1 = f.reshape(-1).numpy()
+            flat = np.flatnonzero(f1)  # ascending: by step, then channel
+            v = f1[flat]
+        t, k = np.divmod(flat, K)
         rows.append(b * T + t)
         idx.append(k.astype(np.int32))
-        val.append(f2[t, k])
-    K = int(np.prod(frames[0].shape[1:], dtype=np.int64))
+        val.append(v)
     ptr = row_pointer(np.concatenate(rows), B * T)
-    return Events(ptr, np.concatenate(idx), np.concatenate(val), T, B, K), y, lengths
+    return Events(ptr, np.concatenate(idx), np.concatenate(val).astype(np.float32, copy=False), T, B, K), y, lengths
 
 
 def _find_h5_pair(path: Path) -> tuple[Path, Path] | None:
@@ -257,4 +302,4 @@ def load_dataset(
     return train, test
 
 
-__all__ = ["EventDataset", "EventReader", "pad_collate", "load_dataset"]
+__all__ = ["EventDataset", "EventReader", "SparseFrames", "pad_collate", "events_collate", "load_dataset"]

@@ -246,11 +246,13 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     sampler = DistributedSampler(train_ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=t_opt.seed)
     g = torch.Generator().manual_seed(t_opt.seed + d.rank)
     # Event lists go straight into a fused stack's kernels (no frames read); other models take frames.
-    collate = events_collate if cfg.data.input == "events" and isinstance(net, Sequential) else pad_collate
-    tl = DataLoader(train_ds, batch_size=t_opt.batch_size // d.world, sampler=sampler, collate_fn=collate,
-                    generator=g)
-    vl = DataLoader(Subset(test_ds, range(d.rank, len(test_ds), d.world)), batch_size=t_opt.eval_batch_size,
-                    shuffle=False, collate_fn=collate)
+    use_events = cfg.data.input == "events" and isinstance(net, Sequential)
+    collate = events_collate if use_events else pad_collate
+    # ... which the datasets hand over as their cached nonzeros: no frame is built or scanned
+    tl = DataLoader(train_ds.with_sparse(use_events), batch_size=t_opt.batch_size // d.world, sampler=sampler,
+                    collate_fn=collate, generator=g)
+    vl = DataLoader(Subset(test_ds.with_sparse(use_events), range(d.rank, len(test_ds), d.world)),
+                    batch_size=t_opt.eval_batch_size, shuffle=False, collate_fn=collate)
 
     hist: dict[str, list] = {"epoch": [], "loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
     start, resumed_from = 0, None

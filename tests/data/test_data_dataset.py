@@ -6,7 +6,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from neurodyn.data import EventDataset, SHDAugment, ToFrames, load_dataset, events_collate, make_events, pad_collate, to_frames
+from neurodyn.data import (
+    EventDataset,
+    SHDAugment,
+    SparseFrames,
+    ToFrames,
+    events_collate,
+    load_dataset,
+    make_events,
+    pad_collate,
+    to_frames,
+)
 from neurodyn.errors import ConfigError, DataFormatError, ShapeError
 
 
@@ -104,6 +114,69 @@ def test_events_collate_holds_the_nonzeros_of_pad_collate():
     assert ev.shape == (5, 4, 6) and torch.equal(ev.to_dense(), x.reshape(5, 4, 6))
     with pytest.raises(ShapeError):
         events_collate([(torch.ones(2, 4), 0), (torch.ones(2, 5), 1)])
+
+
+def test_sparse_frames_round_trip_exactly():
+    rng = np.random.default_rng(3)
+    counts = (rng.random((6, 2, 3, 4)) < 0.3) * rng.integers(1, 300, (6, 2, 3, 4))
+    sf = SparseFrames.from_dense(counts.astype(np.float32))
+    assert sf.shape == (6, 2, 3, 4) and sf.values.dtype == np.uint16  # whole counts over 255
+    assert np.all(np.diff(sf.index) > 0)
+    np.testing.assert_array_equal(sf.to_dense(), counts.astype(np.float32))
+    small = SparseFrames.from_dense(np.minimum(counts, 9).astype(np.float32))
+    assert small.values.dtype == np.uint8
+    frac = np.where(counts > 0, counts * 0.5 - 40.0, 0.0).astype(np.float32)
+    sf = SparseFrames.from_dense(frac)  # not whole non-negative counts: kept as they are
+    assert sf.values.dtype == np.float32
+    np.testing.assert_array_equal(sf.to_dense(), frac)
+    empty = SparseFrames.from_dense(np.zeros((0, 5), np.float32))
+    assert empty.shape == (0, 5) and empty.index.size == 0 and empty.to_dense().shape == (0, 5)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_sparse_samples_are_the_dense_samples(augment):
+    aug = SHDAugment(n_channels=20, max_shift=3, channel_sigma=1.0, time_std_us=200.0) if augment else None
+    dense = EventDataset(_reader(), ToFrames(n_channels=20, dt_us=1000, n_steps=5 if augment else None),
+                         augment=aug, seed=4)
+    sparse = EventDataset(_reader(), dense.transform, augment=aug, seed=4, sparse=True)
+    for i in (0, 1, 2, 0, 1):  # misses, then cache hits
+        (xd, yd), (xs, ys) = dense[i], sparse[i]
+        assert isinstance(xs, SparseFrames) and yd == ys
+        assert torch.equal(torch.from_numpy(xs.to_dense()), xd)
+    assert sparse.cache_hits == dense.cache_hits == 2
+
+
+def test_with_sparse_is_a_view_sharing_the_cache():
+    reader = _reader()
+    ds = EventDataset(reader, ToFrames(n_channels=20, dt_us=1000))
+    view = ds.with_sparse()
+    assert view.sparse and not ds.sparse and view.reader is reader
+    a, _ = ds[1]
+    b, _ = view[1]
+    assert reader.reads == 1 and view.cache_hits == 1  # parsed once, for both
+    assert isinstance(b, SparseFrames) and torch.equal(torch.from_numpy(b.to_dense()), a)
+    assert isinstance(view.with_sparse(False)[1][0], torch.Tensor)
+
+
+def test_collates_take_sparse_samples_as_the_dense_ones():
+    ds = EventDataset(_reader(), ToFrames(n_channels=20, dt_us=1000))
+    dense = [ds[i] for i in range(3)]
+    sparse = [ds.with_sparse()[i] for i in range(3)]
+    mixed = [sparse[0], dense[1], sparse[2]]
+    x, y, lengths = pad_collate(dense)
+    for batch in (sparse, mixed):
+        x2, y2, l2 = pad_collate(batch)
+        assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(lengths, l2)
+    ev, _, _ = events_collate(dense)
+    for batch in (sparse, mixed):
+        ev2, y2, l2 = events_collate(batch)
+        assert torch.equal(y, y2) and torch.equal(lengths, l2)
+        for a, b in ((ev.ptr, ev2.ptr), (ev.idx, ev2.idx), (ev.val, ev2.val)):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert torch.equal(ev.to_dense(), x)
+    bad = SparseFrames((2, 21), np.array([0], np.int32), np.array([1], np.uint8))
+    with pytest.raises(ShapeError, match="frame shape"):
+        events_collate([sparse[0], (bad, 0)])
 
 
 def test_load_shd_sample(datasets_dir):
