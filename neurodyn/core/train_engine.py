@@ -89,13 +89,20 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
 
 # How the loops over one row [N] of neurons are compiled.  A separate (not inlined) function
 # costs ~100 ns per call in the arrays it is passed (each one reference-counted), which over
-# the B * T * layers calls of a step adds up to milliseconds; inlined, they vectorize inside
-# the kernels as well, except a VJP that also sums coefficient gradients (learnable time
-# constants): LLVM then gives up on it (scalar divisions, a 1.7x slower backward) while alone
-# it vectorizes.
+# the B * T * layers calls of a step adds up to milliseconds; inlined, the step loops
+# vectorize inside the kernels as well (measured faster or equal for LIF, CUBA and ALIF).
+# The VJP loops only do so when small: a one-state VJP that sums no coefficient gradient
+# (LIF, fixed time constants; backward -8%).  Larger ones (two states, as CUBA and ALIF, or
+# coefficient gradients summed, as with learnable time constants) are 1.4-1.9x slower
+# inlined, float32 and float64 alike (LLVM leaves them scalar), so they stay called.
 _CALLED = '@numba.njit(cache=True, error_model="numpy")'
 _INLINED = "@_inl"
 STEP_DECO, VJP_DECO, VJP_COEF_DECO = _INLINED, _INLINED, _CALLED
+
+
+def _vjp_deco(m: NeuronModel, need_c: tuple[bool, ...]) -> str:
+    """How ``vjp_row`` of a layer is compiled: inlined only when its VJP is small (see above)."""
+    return VJP_DECO if len(m.states) == 1 and not any(need_c) else VJP_COEF_DECO
 
 
 def _step_row(li: int, m: NeuronModel) -> str:
@@ -124,7 +131,7 @@ def _vjp_row(li: int, layer: LayerSig) -> str:
     ad = [f"a_{s}" for s in S]
     outs = ["d_x"] + [f"d_{s}" for s in S] + [f"d_{c}" for c in C]
     vjp = [
-        VJP_COEF_DECO if any(need_c) else VJP_DECO,
+        _vjp_deco(m, need_c),
         f"def vjp_row_{li}(x, {', '.join(st)}, {', '.join(cs)}, g_o, {', '.join(ad)}, g_x, g_b, g_c):",
         "    for j in range(x.shape[0]):",
         f"        {', '.join(outs)}, = {m.derived.step_name}_vjp_{li}(x[j], {', '.join(v + '[j]' for v in st + cs)}, "
