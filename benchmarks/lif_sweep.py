@@ -1,6 +1,8 @@
 """LIF network 700-W-20 over T, batch, width W and input sparsity: neurodyn vs SpikingJelly,
 snnTorch, Norse and a plain torch loop, training step (fwd+bwd) and inference (fwd), plus
-neurodyn's event-driven core (``Network.from_module(model).run(x)``).
+neurodyn's event-driven core (``Network.from_module(model).run(x)``).  On CPU neurodyn is
+also timed fed the same input as event lists (``core.Events``, built before timing, as a data
+loader hands them over): a training step and the event core.
 
 One parameter is swept at a time around a base point (T=100, batch 64, W=256, 1.5% input
 activity: SHD-like).  Every library runs the same network (``lif_models``: same weights, same
@@ -19,9 +21,10 @@ import argparse
 
 import torch
 
+from neurodyn.core import Events
+
 from . import lif_models as lm
-from .common import (describe_device, devices_to_run, peak_memory_mb, set_threads, timeit, timeit_interleaved,
-                     tiny, write_table)
+from .common import describe_device, devices_to_run, peak_memory_mb, set_threads, timeit_interleaved, tiny, write_table
 
 N_IN, N_OUT = 700, 20
 BASE = dict(T=100, batch=64, width=256, activity=0.015)
@@ -60,6 +63,11 @@ def _first_grad(peer: lm.Peer) -> torch.Tensor:
     return g / lm.TAU if peer.name == "snntorch" else g
 
 
+def _same_grad(g: torch.Tensor, ref: torch.Tensor) -> bool:
+    """Whether a weight gradient equals neurodyn's dense run's (rel. 1e-4)."""
+    return bool(torch.allclose(g, ref, rtol=1e-4, atol=1e-6 * float(ref.abs().max())))
+
+
 def measure_point(point: dict, n_in: int, device: str, reps: int, budget_s: float) -> list[dict]:
     """All libraries at one point; returns long-format rows (one per library and task)."""
     T, B, W, act = point["T"], point["batch"], point["width"], point["activity"]
@@ -77,26 +85,47 @@ def measure_point(point: dict, n_in: int, device: str, reps: int, budget_s: floa
         mismatch = lm.spike_mismatch(lm.infer_fn(p, x)(), ref)
         lm.train_fn(p, x, y)()
         g = _first_grad(p)
-        checks[p.name] = (mismatch, bool(torch.allclose(g, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))))
+        checks[p.name] = (mismatch, _same_grad(g, ref_grad))
+    # neurodyn also fed the input as event lists (core.Events, built before timing as a data
+    # loader would: the form event data such as SHD comes in), on CPU where its kernels read them.
+    ev = Events.from_dense(x) if device == "cpu" else None
+    if ev is not None:
+        lm.train_fn(ref_peer, ev, y)()
+        ev_grad = _first_grad(ref_peer)
+        ev_check = (lm.spike_mismatch(lm.infer_fn(ref_peer, ev)(), ref), _same_grad(ev_grad, ref_grad))
+        why = ref_peer.model.fused_reason(ev)
+        ev_how = "fused stack (ndn.Sequential)" if why is None else f"{ref_peer.note}, layer by layer ({why})"
     # Round-robin over the libraries (benchmarks.common.timeit_interleaved): load bursts hit all alike.
     for task, make in (("fwd+bwd", lm.train_fn), ("fwd", lm.infer_fn)):
         fns = {p.name: make(p, x, y) if task == "fwd+bwd" else make(p, x) for p in peers}
+        if ev is not None and task == "fwd+bwd":
+            fns[EVENTS] = make(ref_peer, ev, y)
         times = timeit_interleaved(fns, repeats=reps, warmup=1, device=device, budget_s=budget_s * len(fns))
         for p in peers:
             mismatch, same_grad = checks[p.name]
             rows.append({"library": p.name, "how": lm.how(p, x), "task": task, "ms": times[p.name] * 1e3,
                          "peak_MB": peak_memory_mb(fns[p.name], device), "spike_mismatch": mismatch,
                          "same_grad": same_grad if task == "fwd+bwd" else ""})
+        if EVENTS in fns:
+            rows.append({"library": "neurodyn", "how": ev_how + ", event lists in",
+                         "task": f"{task} (event lists in)", "ms": times[EVENTS] * 1e3,
+                         "peak_MB": peak_memory_mb(fns[EVENTS], device), "spike_mismatch": ev_check[0],
+                         "same_grad": ev_check[1]})
     hidden_rate = float("nan")
     if device == "cpu":
         from neurodyn.core import Network
         net = Network.from_module(ref_peer.model)
         res = net.run(x)
         hidden_rate = float(res.counts[0].sum()) / (T * B * W)
-        fn = lambda: net.run(x)  # noqa: E731 - the timed call
-        t = timeit(fn, repeats=reps, warmup=1, budget_s=budget_s)
-        rows.append({"library": "neurodyn", "how": "event-driven core", "task": "fwd (event core)", "ms": t * 1e3,
-                     "peak_MB": peak_memory_mb(fn), "spike_mismatch": lm.spike_mismatch(res.out, ref), "same_grad": ""})
+        res_ev = net.run(ev)
+        fns = {"frames": lambda: net.run(x), "events": lambda: net.run(ev)}
+        times = timeit_interleaved(fns, repeats=reps, warmup=1, budget_s=budget_s * len(fns))
+        for key, task, how, out in (("frames", "fwd (event core)", "event-driven core", res.out),
+                                    ("events", "fwd (event core, event lists in)", "event-driven core, event lists in",
+                                     res_ev.out)):
+            rows.append({"library": "neurodyn", "how": how, "task": task, "ms": times[key] * 1e3,
+                         "peak_MB": peak_memory_mb(fns[key]), "spike_mismatch": lm.spike_mismatch(out, ref),
+                         "same_grad": ""})
     for r in rows:
         r.update(point)
         r["hidden_rate"] = hidden_rate
@@ -104,11 +133,17 @@ def measure_point(point: dict, n_in: int, device: str, reps: int, budget_s: floa
         peer_ms = [r["ms"] for r in rows if r["task"] == task and r["library"] != "neurodyn"]
         best = min(peer_ms) if peer_ms else float("nan")
         for r in rows:
-            if r["task"] == task or (task == "fwd" and r["task"] == "fwd (event core)"):
+            if PEER_TASK.get(r["task"]) == task:
                 r["vs_fastest_peer"] = best / r["ms"]
     for lib, why in missing.items():
         rows.append({"library": lib, "how": f"not run: {why}", "task": "", "ms": float("nan"), **point})
     return rows
+
+
+EVENTS = "neurodyn, event lists in"  # the timing key of neurodyn fed event lists
+# the peers' task each of neurodyn's rows is compared with
+PEER_TASK = {"fwd+bwd": "fwd+bwd", "fwd+bwd (event lists in)": "fwd+bwd", "fwd": "fwd", "fwd (event core)": "fwd",
+             "fwd (event core, event lists in)": "fwd"}
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -121,7 +156,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             keys.append(k)
     for k in keys:
         at = [r for r in rows if (r["sweep"], r["T"], r["batch"], r["width"], r["activity"]) == k and r["task"]]
-        for task, peer_task in (("fwd+bwd", "fwd+bwd"), ("fwd", "fwd"), ("fwd (event core)", "fwd")):
+        for task, peer_task in PEER_TASK.items():
             nd = [r for r in at if r["library"] == "neurodyn" and r["task"] == task]
             peers = [r for r in at if r["library"] != "neurodyn" and r["task"] == peer_task]
             if not nd or not peers:
@@ -156,6 +191,9 @@ NOTES = [
     "flips spikes sitting on the threshold; snnTorch and Norse also fire on u > 0 where the others fire on u >= 0.",
     "vs_fastest_peer = fastest peer / this row (>1: faster than every peer); the event core is compared "
     "with the peers' fwd.",
+    "'event lists in' rows: neurodyn fed the same input as core.Events (built before timing, as a data loader "
+    "hands them over) instead of the dense frames every library gets (an event list always runs fused: no "
+    "density check).",
 ]
 
 

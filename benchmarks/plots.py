@@ -9,9 +9,11 @@ from typing import Sequence
 from . import common
 
 # One colour per library, the same in every plot.
-COLORS = {"neurodyn": "tab:red", "neurodyn event core": "darkred", "spikingjelly": "tab:blue",
+COLORS = {"neurodyn": "tab:red", "neurodyn event core": "darkred", "neurodyn event lists": "tab:pink",
+          "spikingjelly": "tab:blue",
           "snntorch": "tab:green", "norse": "tab:purple", "torch": "tab:gray", "ncps": "tab:orange"}
-TASK_STYLE = {"fwd+bwd": "-", "fwd": "--", "fwd (event core)": ":"}
+TASK_STYLE = {"fwd+bwd": "-", "fwd": "--", "fwd (event core)": ":", "fwd+bwd (event lists in)": "-.",
+              "fwd (event core, event lists in)": ":"}
 
 
 def _save(fig, name: str) -> Path:
@@ -36,7 +38,7 @@ def plot_sweep(rows: Sequence[dict], name: str, title: str, axes: Sequence[tuple
 
     rows: long-format rows with 'sweep', 'library', 'task', 'ms' and the swept parameter's column;
     axes: (sweep name, column, log-x) per panel.  Solid lines: fwd+bwd, dashed: fwd,
-    dotted: event-driven inference."""
+    dotted: event-driven inference, dash-dotted: training fed event lists."""
     plt = _pyplot()
     from matplotlib.ticker import NullFormatter
     fig, axs = plt.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.6), squeeze=False)
@@ -48,7 +50,8 @@ def plot_sweep(rows: Sequence[dict], name: str, title: str, axes: Sequence[tuple
                 lines[(r["library"], r["task"])].append((float(r[col]), float(r["ms"])))
         for (lib, task), pts in sorted(lines.items()):
             pts.sort()
-            key = "neurodyn event core" if task == "fwd (event core)" else lib
+            key = ("neurodyn event lists" if "event lists" in task else
+                   "neurodyn event core" if "event core" in task else lib)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], TASK_STYLE.get(task, "-"), marker="o", ms=3,
                     color=COLORS.get(key), label=f"{lib} {task}")
         ax.set_yscale("log")

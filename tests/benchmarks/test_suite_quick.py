@@ -75,7 +75,8 @@ def test_suite_runs_and_writes_complete_tables(results, capsys):
     libs = {r["library"] for r in sweep}
     assert "neurodyn" in libs and len(libs) > 1, "no peer ran"
     tasks = {r["task"] for r in sweep if r["library"] == "neurodyn"}
-    assert tasks == {"fwd+bwd", "fwd", "fwd (event core)"}
+    assert tasks == {"fwd+bwd", "fwd", "fwd (event core)", "fwd+bwd (event lists in)",
+                     "fwd (event core, event lists in)"}
     # the event core reproduces neurodyn's dense run exactly; the plain torch loop is the same network
     for r in sweep:
         if r["library"] == "neurodyn":
