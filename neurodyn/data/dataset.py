@@ -54,6 +54,18 @@ class SparseFrames:
     index: np.ndarray
     values: np.ndarray
 
+    def __post_init__(self) -> None:
+        idx, vals, shape = self.index, self.values, self.shape
+        if len(shape) < 1 or min(shape) < 0:
+            raise ShapeError(f"SparseFrames shape must be [T, ...] with sizes >= 0, got {shape}")
+        if not (isinstance(idx, np.ndarray) and isinstance(vals, np.ndarray) and idx.ndim == vals.ndim == 1
+                and idx.shape == vals.shape and idx.dtype.kind == "i" and vals.dtype.kind in "uif"):
+            raise ShapeError("SparseFrames index and values must be 1-D numpy arrays of one length "
+                             "(integer positions, real values)")
+        if idx.size and (idx[0] < 0 or idx[-1] >= np.prod(shape, dtype=np.int64) or np.any(idx[1:] <= idx[:-1])):
+            raise ShapeError(f"SparseFrames index must be strictly ascending positions in [0, {np.prod(shape)}) "
+                             f"of the frames {shape}")
+
     @classmethod
     def from_dense(cls, frames: np.ndarray) -> SparseFrames:
         """The nonzeros of ``frames`` [T, ...] (any real dtype), values kept exactly."""

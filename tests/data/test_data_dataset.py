@@ -133,6 +133,21 @@ def test_sparse_frames_round_trip_exactly():
     assert empty.shape == (0, 5) and empty.index.size == 0 and empty.to_dense().shape == (0, 5)
 
 
+@pytest.mark.parametrize("index, values, shape, match", [
+    ([3, 1], [1, 1], (2, 4), "ascending"),
+    ([1, 1], [1, 1], (2, 4), "ascending"),
+    ([8], [1], (2, 4), "ascending positions in \\[0, 8\\)"),
+    ([-1], [1], (2, 4), "ascending"),
+    ([1, 2], [1], (2, 4), "one length"),
+    ([1.0], [1], (2, 4), "integer positions"),
+    ([1], [1], (), "shape must be"),
+    ([1], [1], (2, -1), "shape must be"),
+])
+def test_sparse_frames_reject_bad_input(index, values, shape, match):
+    with pytest.raises(ShapeError, match=match):
+        SparseFrames(shape, np.asarray(index), np.asarray(values))
+
+
 @pytest.mark.parametrize("augment", [False, True])
 def test_sparse_samples_are_the_dense_samples(augment):
     aug = SHDAugment(n_channels=20, max_shift=3, channel_sigma=1.0, time_std_us=200.0) if augment else None
