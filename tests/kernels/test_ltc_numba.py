@@ -68,6 +68,37 @@ def test_float32_inputs():
     assert torch.allclose(ours, _reference(x, v0, raw, ts), rtol=0, atol=2e-6)
 
 
+def test_float32_kernel_values_and_gradients_against_float64():
+    """The float32 kernel (float32 sigmoid and sums) against the float64 reference: float32 rounding only."""
+    raw, x, v0, ts = _setup(T=8, B=6, H=12, seed=4)
+    leaves32 = [t.detach().float().requires_grad_(True) for t in (x, v0, ts, *raw)]
+    x32, v032, ts32, *p32 = leaves32
+    ours = K.ltc_numba(x32, v032, LTCParams(*p32), ts32)
+    ref = _reference(x, v0, raw, ts)
+    assert ours.dtype == torch.float32
+    assert float((ours.detach().double() - ref.detach()).abs().max()) < 2e-6
+    wts = torch.randn(ref.shape[:2] + (raw.out_features,), dtype=D, generator=torch.Generator().manual_seed(5))
+    g_ours = torch.autograd.grad((ltc_output(ours, LTCParams(*p32)) * wts.float()).sum(), leaves32, allow_unused=True)
+    g_ref = torch.autograd.grad((ltc_output(ref, raw) * wts).sum(), [x, v0, ts, *raw], allow_unused=True)
+    for name, a, b in zip(["x", "v0", "elapsed", *LTCParams._fields], g_ours, g_ref):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            scale = float(b.abs().max())
+            assert float((a.double() - b).abs().max()) <= 1e-5 * scale + 1e-7, name
+
+
+def test_float32_sigmoid_accuracy():
+    from scipy.special import expit
+    z = np.concatenate([np.linspace(-90, 90, 20001), [-1e30, 1e30, 0.0, -80.0, 80.0]]).astype(np.float32)
+    got = np.array([K._sigmoid32(v) for v in z])  # Numba returns float32 results as Python floats
+    assert np.array_equal(got.astype(np.float32), got)  # computed in float32
+    ref = expit(z.astype(np.float64))
+    inside = np.abs(z) <= 80
+    ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - ref)[inside] / ulp[inside]) < 2.5
+    assert np.max(np.abs(got - ref)[~inside]) < 2e-35  # clamped: saturated to within 2e-35
+
+
 def test_simd_sigmoid_accuracy():
     from scipy.special import expit
     z = np.concatenate([np.linspace(-45, 45, 20001), [-1e6, 1e6, 0.0]])
