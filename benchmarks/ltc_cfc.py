@@ -4,7 +4,7 @@
 Before timing, every neurodyn variant is run on the same input as ncps and the largest output
 and input-gradient differences are recorded: a speed row counts only for the same numbers.
 Forward (no autograd) and forward+backward (loss = mean square of the outputs) are timed
-side by side in one process, same threads, warm-up, median of repeats; peak memory as the
+side by side in one process (timed round-robin), same threads, warm-up, median of repeats; peak memory as the
 second column.  Default size: 32 inputs, 64 fully connected neurons (ncps semantics: 6 ODE
 unfolds per step), T=100, batch 64, float32 (ncps's default dtype).
 
@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from .common import peak_memory_mb, set_threads, timeit, tiny, write_table
+from .common import peak_memory_mb, set_threads, timeit_interleaved, tiny, write_table
 
 
 def _models(F: int, H: int):
@@ -67,25 +67,33 @@ def main(argv: list[str] | None = None) -> str:
     x = torch.randn(T, B, F, generator=torch.Generator().manual_seed(1))
     rows = []
     from tqdm import tqdm
-    for (kind, lib, how), m in tqdm(models.items(), desc="ltc_cfc", leave=False):
-        ref = models[(kind, "ncps", f"{kind} module")]
-        out_diff, grad_diff = _compare(m, ref, x)
-        params = list(m.parameters())
+    for kind in tqdm(sorted({k for k, _, _ in models}, reverse=True), desc="ltc_cfc", leave=False):
+        mine = {key: m for key, m in models.items() if key[0] == kind}
+        ref = mine[(kind, "ncps", f"{kind} module")]
+        fns: dict[str, dict] = {"fwd": {}, "fwd+bwd": {}}
+        checks = {}
+        for key, m in mine.items():
+            checks[key] = _compare(m, ref, x)
+            params = list(m.parameters())
 
-        def infer(m=m):
-            with torch.no_grad():
-                return _out(m, x)
+            def infer(m=m):
+                with torch.no_grad():
+                    return _out(m, x)
 
-        def train(m=m, params=params):
-            for p in params:
-                p.grad = None
-            _out(m, x).square().mean().backward()
+            def train(m=m, params=params):
+                for p in params:
+                    p.grad = None
+                _out(m, x).square().mean().backward()
 
-        for task, fn in (("fwd", infer), ("fwd+bwd", train)):
-            t = timeit(fn, repeats=reps, warmup=1, budget_s=20.0)
-            rows.append({"model": kind, "library": lib, "how": how, "task": task, "ms": t * 1e3,
-                         "peak_MB": peak_memory_mb(fn), "max_out_diff_vs_ncps": out_diff,
-                         "max_rel_grad_diff_vs_ncps": grad_diff})
+            fns["fwd"][key], fns["fwd+bwd"][key] = infer, train
+        for task, by_key in fns.items():
+            # round-robin over the libraries (benchmarks.common.timeit_interleaved): load bursts hit all alike
+            times = timeit_interleaved(by_key, repeats=reps, warmup=1, budget_s=20.0 * len(by_key))
+            for (_, lib, how), fn in by_key.items():
+                out_diff, grad_diff = checks[(kind, lib, how)]
+                rows.append({"model": kind, "library": lib, "how": how, "task": task,
+                             "ms": times[(kind, lib, how)] * 1e3, "peak_MB": peak_memory_mb(fn),
+                             "max_out_diff_vs_ncps": out_diff, "max_rel_grad_diff_vs_ncps": grad_diff})
     for r in rows:
         base = next(q for q in rows if q["model"] == r["model"] and q["library"] == "ncps" and q["task"] == r["task"])
         r["speedup_vs_ncps"] = base["ms"] / r["ms"]

@@ -1,16 +1,16 @@
 """Fused Numba CPU kernel for LTC layers: all T steps x all unfolds, forward and backward, one call each.
 
-Only the recurrent part runs here; everything else stays in torch and comes from the one
-definition in ``neurons/ltc.py``:
-
-* the sensory synapses (``ltc_sensory``: they depend on the input only) for all T at once,
-* the leak terms and ``cm / dt``,
-
-which enter the kernel as per-step additive terms ``a = gleak vleak + sensory_num``,
-``d = gleak + sensory_den + epsilon`` and ``cmt = cm / (elapsed / unfolds)``, all ``[T, B, H]``;
-torch's autograd chains the kernel's gradients w.r.t. them back to the parameters.  The kernel
-itself computes, per unfold (``ltc_unfold`` / ``synapse_sums`` in ``neurons/ltc.py``; the test
-``tests/kernels/test_ltc_numba.py`` holds it to ``ltc_step``, forward and gradients)::
+The synapse sums (``synapse_sums`` in ``neurons/ltc.py``) run here, in one loop
+(``_synapses`` and its reverse ``_synapses_vjp``) shared by two kernels: the sensory synapses,
+which depend on the input only, for all T x B rows at once (``_sensory_forward``: torch's
+[T*B, F, H] temporaries took as long as the whole recurrent kernel), and the recurrent ones
+inside the time loop.  Everything else stays in torch and comes from the one definition in
+``neurons/ltc.py``: the input map, the leak terms and ``cm / dt``, which enter the recurrent
+kernel as per-step additive terms ``a = gleak vleak + sensory_num``, ``d = gleak + sensory_den
++ epsilon`` and ``cmt = cm / (elapsed / unfolds)``, all ``[T, B, H]``; torch's autograd chains
+the kernels' gradients w.r.t. them back to the parameters.  The recurrent kernel computes, per
+unfold (``ltc_unfold``; the test ``tests/kernels/test_ltc_numba.py`` holds both kernels to
+``ltc_step``, forward and gradients)::
 
     g_ji = wm_ji sigmoid(sigma_ji (v_j - mu_ji))        wm = w * mask
     v_i <- (cmt_i v_i + a_i + sum_j g_ji erev_ji) / (cmt_i + d_i + sum_j g_ji)
@@ -44,7 +44,7 @@ from numba import types
 from numba.extending import overload
 
 from ..errors import ConfigError, ShapeError
-from ..neurons.ltc import LTCParams, check_ltc_params, ltc_sensory
+from ..neurons.ltc import LTCParams, check_ltc_params, ltc_map_inputs
 
 _FM = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaNs must still show
 
@@ -68,7 +68,9 @@ _LN2_HI = _F(0.693145751953125)  # 12 significant bits: n * _LN2_HI is exact for
 _LN2_LO = _F(1.4286068203094172e-06)
 
 
-@numba.njit(error_model="numpy", cache=True)  # no fastmath: reassociation would undo the ln 2 split
+# fastmath set explicitly: a njit function called from a fastmath kernel inherits the
+# caller's flags unless it sets its own, and reassociation would undo the ln 2 split (5 ulp)
+@numba.njit(fastmath={"contract"}, error_model="numpy", cache=True)
 def _sigmoid32(z):
     """sigmoid(z) in float32 from arithmetic and selects only (SIMD-friendly), within 2.4 ulp."""
     z = min(max(z, _F(-80.0)), _F(80.0))
@@ -99,6 +101,63 @@ def _ltc_sigmoid_typed(z):
     return lambda z: _sigmoid(z)
 
 
+@numba.njit(fastmath=_FM, error_model="numpy", cache=True, inline="always")
+def _synapses(pre, wm, mu, sigma, erev, num, den):  # pragma: no cover - jitted
+    """``synapse_sums`` from pre [P] onto num, den [H] (added): g_ji = wm_ji sigmoid(sigma_ji (pre_j - mu_ji)),
+    num_i += sum_j g_ji erev_ji, den_i += sum_j g_ji; wm, mu, sigma, erev [P, H]."""
+    for j in range(pre.shape[0]):
+        vj, w_j, mu_j, sg_j, er_j = pre[j], wm[j], mu[j], sigma[j], erev[j]
+        for i in range(num.shape[0]):  # vectorized: contiguous rows, no libm call
+            g = w_j[i] * ltc_sigmoid(sg_j[i] * (vj - mu_j[i]))
+            num[i] += g * er_j[i]
+            den[i] += g
+
+
+@numba.njit(fastmath=_FM, error_model="numpy", cache=True, inline="always")
+def _synapses_vjp(pre, wm, mu, sigma, erev, gN, gD, g_pre, g_wm, g_mu, g_sigma, g_erev):  # pragma: no cover
+    """Reverse of ``_synapses`` given d loss / d num, d den [H]: adds to g_pre [P] and to the
+    parameter gradients g_wm, g_mu, g_sigma, g_erev [P, H]."""
+    one = np.ones(1, dtype=gN.dtype)[0]  # literals would be float64 and widen float32 sums
+    for j in range(pre.shape[0]):
+        vj, w_j, mu_j, sg_j, er_j = pre[j], wm[j], mu[j], sigma[j], erev[j]
+        gw_j, gmu_j, gsg_j, ger_j = g_wm[j], g_mu[j], g_sigma[j], g_erev[j]
+        acc = one - one
+        for i in range(gN.shape[0]):
+            dv = vj - mu_j[i]
+            s = ltc_sigmoid(sg_j[i] * dv)
+            gg = gN[i] * er_j[i] + gD[i]          # d loss / d g_ji
+            gw_j[i] += gg * s
+            ger_j[i] += gN[i] * w_j[i] * s
+            dz = gg * w_j[i] * s * (one - s)      # through the sigmoid
+            gsg_j[i] += dz * dv
+            gmu_j[i] -= dz * sg_j[i]
+            acc += dz * sg_j[i]
+        g_pre[j] += acc
+
+
+@numba.njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+def _sensory_forward(u, wm, mu, sigma, erev, nchunks, num, den):  # pragma: no cover - jitted
+    """Sensory synapse sums of mapped inputs u [R, F] (R = T * B rows): num, den [R, H]."""
+    R = u.shape[0]
+    for c in numba.prange(nchunks):
+        for r in range(c * R // nchunks, (c + 1) * R // nchunks):
+            num[r] = 0.0
+            den[r] = 0.0
+            _synapses(u[r], wm, mu, sigma, erev, num[r], den[r])
+
+
+@numba.njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+def _sensory_backward(g_num, g_den, u, wm, mu, sigma, erev, g_u, g_wm, g_mu, g_sigma, g_erev):  # pragma: no cover
+    """Reverse of ``_sensory_forward``: g_u [R, F] (zeroed by the caller) and per-chunk parameter
+    gradients [nchunks, F, H] (zeroed by the caller)."""
+    R = u.shape[0]
+    nchunks = g_wm.shape[0]
+    for c in numba.prange(nchunks):
+        for r in range(c * R // nchunks, (c + 1) * R // nchunks):
+            _synapses_vjp(u[r], wm, mu, sigma, erev, g_num[r], g_den[r], g_u[r], g_wm[c], g_mu[c], g_sigma[c],
+                          g_erev[c])
+
+
 @numba.njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
 def _forward(a, d, cmt, v0, wm, mu, sigma, erev, unfolds, nchunks, out, traj, dens):  # pragma: no cover - jitted
     """a, d, cmt [T, B, H]; v0 [B, H]; wm, mu, sigma, erev [H, H] (pre, post).
@@ -115,13 +174,7 @@ def _forward(a, d, cmt, v0, wm, mu, sigma, erev, unfolds, nchunks, out, traj, de
                     traj[t, k, b] = v
                     num[:] = 0.0
                     den[:] = 0.0
-                    # synapse_sums: g_ji = wm_ji sigmoid(sigma_ji (v_j - mu_ji)); sums over pre j
-                    for j in range(H):
-                        vj, w_j, mu_j, sg_j, er_j = v[j], wm[j], mu[j], sigma[j], erev[j]
-                        for i in range(H):  # vectorized: contiguous rows, no libm call
-                            g = w_j[i] * ltc_sigmoid(sg_j[i] * (vj - mu_j[i]))
-                            num[i] += g * er_j[i]
-                            den[i] += g
+                    _synapses(v, wm, mu, sigma, erev, num, den)
                     # ltc_unfold: semi-implicit Euler sub-step
                     for i in range(H):
                         dn = cmt[t, b, i] + d[t, b, i] + den[i]
@@ -142,7 +195,6 @@ def _backward(g_out, cmt, wm, mu, sigma, erev, unfolds, out, traj, dens,
         gv_prev = np.empty(H, dtype=g_out.dtype)
         gN = np.empty(H, dtype=g_out.dtype)
         gD = np.empty(H, dtype=g_out.dtype)
-        one = np.ones(1, dtype=g_out.dtype)[0]  # literals would be float64 and widen float32 sums
         for b in range(c, B, nchunks):
             gv[:] = 0.0
             for t in range(T - 1, -1, -1):
@@ -162,21 +214,8 @@ def _backward(g_out, cmt, wm, mu, sigma, erev, unfolds, out, traj, dens,
                         g_d[t, b, i] += gD[i]
                         g_cmt[t, b, i] += gN[i] * traj[t, k, b, i] + gD[i]
                         gv_prev[i] = gN[i] * cmt[t, b, i]
-                    for j in range(H):
-                        vj, w_j, mu_j, sg_j, er_j = traj[t, k, b, j], wm[j], mu[j], sigma[j], erev[j]
-                        gw_j, gmu_j, gsg_j, ger_j = g_wm[c, j], g_mu[c, j], g_sigma[c, j], g_erev[c, j]
-                        acc = one - one
-                        for i in range(H):
-                            dv = vj - mu_j[i]
-                            s = ltc_sigmoid(sg_j[i] * dv)
-                            gg = gN[i] * er_j[i] + gD[i]          # d loss / d g_ji
-                            gw_j[i] += gg * s
-                            ger_j[i] += gN[i] * w_j[i] * s
-                            dz = gg * w_j[i] * s * (one - s)      # through the sigmoid
-                            gsg_j[i] += dz * dv
-                            gmu_j[i] -= dz * sg_j[i]
-                            acc += dz * sg_j[i]
-                        gv_prev[j] += acc
+                    _synapses_vjp(traj[t, k, b], wm, mu, sigma, erev, gN, gD, gv_prev, g_wm[c], g_mu[c], g_sigma[c],
+                                  g_erev[c])
                     gv[:] = gv_prev
             g_v0[b] = gv
 
@@ -222,6 +261,34 @@ class _LTCUnfolds(torch.autograd.Function):
         return tt(g_a), tt(g_d), tt(g_cmt), tt(g_v0), g_wm, g_mu, g_sigma, g_erev, None
 
 
+class _SensorySums(torch.autograd.Function):
+    """(num, den) [R, H] of the sensory synapses of mapped inputs u [R, F] (``_sensory_forward``)."""
+
+    @staticmethod
+    def forward(ctx, u, wm, mu, sigma, erev):  # noqa: D401
+        ct = _compute_dtype(u.dtype)
+        arrays = tuple(_np(t, ct) for t in (u, wm, mu, sigma, erev))
+        R, H = u.shape[0], wm.shape[1]
+        nchunks = max(1, min(R, numba.get_num_threads()))
+        num, den = np.empty((R, H), dtype=arrays[0].dtype), np.empty((R, H), dtype=arrays[0].dtype)
+        _sensory_forward(*arrays, nchunks, num, den)
+        ctx.arrays, ctx.dtype, ctx.compute, ctx.nchunks = arrays, u.dtype, ct, nchunks
+        return torch.from_numpy(num).to(u.dtype), torch.from_numpy(den).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g_num, g_den):
+        un, wn = ctx.arrays[0], ctx.arrays[1]
+        R, H = un.shape[0], wn.shape[1]
+        zeros = torch.zeros((R, H), dtype=ctx.compute)
+        gn = _np(g_num if g_num is not None else zeros, ctx.compute)
+        gd = _np(g_den if g_den is not None else zeros, ctx.compute)
+        g_u = np.zeros_like(un)
+        g_par = [np.zeros((ctx.nchunks,) + wn.shape, dtype=un.dtype) for _ in range(4)]
+        _sensory_backward(gn, gd, *ctx.arrays, g_u, *g_par)
+        dt = ctx.dtype
+        return (torch.from_numpy(g_u).to(dt), *(torch.from_numpy(g.sum(0)).to(dt) for g in g_par))
+
+
 def ltc_numba(x: torch.Tensor, v0: torch.Tensor, p: LTCParams,
               elapsed: Union[float, torch.Tensor, None] = None, unfolds: int = 6,
               epsilon: float = 1e-8) -> torch.Tensor:
@@ -258,7 +325,9 @@ def ltc_numba(x: torch.Tensor, v0: torch.Tensor, p: LTCParams,
         if not (isinstance(elapsed, (int, float)) and math.isfinite(elapsed) and elapsed > 0):
             raise ConfigError(f"elapsed must be positive and finite, got {elapsed!r}")
         e = float(elapsed)
-    s_num, s_den = ltc_sensory(x.reshape(T * B, -1), p)        # same definition as ltc_step
+    # ltc_sensory, with its synapse sums in the kernels' synapse loop
+    s_num, s_den = _SensorySums.apply(ltc_map_inputs(x.reshape(T * B, -1), p), p.sensory_w * p.sensory_mask,
+                                      p.sensory_mu, p.sensory_sigma, p.sensory_erev)
     a = (p.gleak * p.vleak + s_num).reshape(T, B, H)
     d = (p.gleak + s_den + epsilon).reshape(T, B, H)
     cmt = (p.cm / (e / unfolds)).expand(T, B, H)                # as ltc_unfold's cm_t
