@@ -136,6 +136,11 @@ def test_fallback_reasons_and_forced_fused():
     assert torch.all(out[5:, 1] == 0) and torch.all(out[:, 2] == 0) and torch.equal(out[:5, 1], full[:5, 1])
     stack = ndn.Sequential(ndn.Linear(50, 10), ndn.LIF(), ndn.Linear(10, 4), ndn.LI())
     assert "too dense" in stack.fused_reason(torch.rand(20, 3, 50))
+    g = torch.Generator().manual_seed(7)
+    assert stack.fused_reason((torch.rand(20, 3, 50, generator=g) < 0.15).float()) is None  # under max_density 0.2
+    assert ndn.Sequential(*stack, max_density=1.0).fused_reason(torch.rand(20, 3, 50)) is None
+    with pytest.raises(ConfigError, match="max_density"):
+        ndn.Sequential(*stack, max_density=1.5)
     assert "gradient" in stack.fused_reason(x.clone().requires_grad_())
     assert "not [T, B" in stack.fused_reason(x[..., :20])
     with_li_hidden = ndn.Sequential(ndn.Linear(50, 10), ndn.LI(), ndn.Linear(10, 4), ndn.LI())
