@@ -47,7 +47,7 @@ class SparseFrames:
 
     shape: the frames' shape; index [E] int32/int64: flat positions in the C-ordered frames,
     ascending (step, then channel); values [E]: the entries there (a small unsigned dtype when
-    they are whole counts, which is what binned events are, else float32).
+    they are whole counts, which is what binned events are, else the frames' own dtype).
     """
 
     shape: tuple[int, ...]
@@ -153,7 +153,8 @@ class EventDataset(Dataset):
             events, _ = self.reader[index]
             frames = np.asarray(self.transform(events), dtype=np.float32)
             if self.cache:
-                self._store[index] = SparseFrames.from_dense(frames)
+                self._store[index] = packed = SparseFrames.from_dense(frames)
+                return packed if self.sparse else frames
             return frames
         if self.cache and index in self._store:
             self.cache_hits += 1
