@@ -192,8 +192,8 @@ NOTES = [
     "vs_fastest_peer = fastest peer / this row (>1: faster than every peer); the event core is compared "
     "with the peers' fwd.",
     "'event lists in' rows: neurodyn fed the same input as core.Events (built before timing, as a data loader "
-    "hands them over) instead of the dense frames every library gets (an event list always runs fused: no "
-    "density check).",
+    "hands them over) instead of the dense frames every library gets (above ndn.Sequential's max_density they "
+    "run the modules, as frames do).",
 ]
 
 

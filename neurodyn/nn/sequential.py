@@ -20,12 +20,12 @@ class Sequential(nn.Sequential):
     spikes pass on as events, and only the layers' input currents are kept for the backward
     (states are recomputed).  It computes the same outputs and gradients as running the
     modules one by one, which is what happens whenever it cannot run: ``fused=False``; a
-    tensor not on CPU or not float; an input that needs a gradient; frames denser than
-    ``max_density`` (the share of nonzero inputs above which the modules' matmuls win;
-    measured for 700-W-20 stacks, training and inference: ~0.2 at W=128, 0.25-0.3 at W=256,
-    above 0.3 at W=1024); or modules it does not cover (Recurrent, delays, stateful neurons,
-    a torch/cupy backend, a Dropout that does not directly follow a hidden neuron), see
-    ``fused_reason``.  A Dropout after a hidden neuron is a mask on
+    tensor not on CPU or not float; an input that needs a gradient; an input (frames or
+    event lists) denser than ``max_density`` (the share of nonzero inputs above which the
+    modules' matmuls win; measured for 700-W-20 stacks, training and inference: ~0.2 at
+    W=128, 0.25-0.3 at W=256, above 0.3 at W=1024); or modules it does not cover (Recurrent,
+    delays, stateful neurons, a torch/cupy backend, a Dropout that does not directly follow a
+    hidden neuron), see ``fused_reason``.  A Dropout after a hidden neuron is a mask on
     its spikes (``core.stack.dropout_mask``, drawn from torch's generator like nn.Dropout).
     Without gradients (``torch.no_grad()``, or frozen parameters) and without an active
     Dropout, a fused stack runs the event core's inference kernel instead (``core.engine``:
@@ -69,9 +69,13 @@ class Sequential(nn.Sequential):
             for p in (lay.linear.weight, lay.linear.bias):
                 if p is not None and (p.dtype != x.dtype or p.device.type != "cpu"):
                     return f"parameters are {p.dtype} on {p.device}, the input {x.dtype} on cpu"
-        if (self.fused == "auto" and isinstance(x, torch.Tensor) and x.numel()
-                and sampled_density(x) > getattr(self, "max_density", 0.2)):
-            return "the input is too dense for event row-adds"
+        if self.fused == "auto":
+            if isinstance(x, Events):
+                density = x.idx.size / max(1, x.T * x.B * x.n_channels)
+            else:
+                density = sampled_density(x) if x.numel() else 0.0
+            if density > getattr(self, "max_density", 0.2):
+                return "the input is too dense for event row-adds"
         return layers
 
     def forward(self, x: torch.Tensor | Events, lengths: torch.Tensor | None = None) -> torch.Tensor:

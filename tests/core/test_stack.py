@@ -293,3 +293,9 @@ def test_event_list_input_runs_module_by_module_when_it_cannot_fuse():
     with pytest.raises(ShapeError, match="9 channels"):
         ndn.Sequential(*mods, fused=False)(Events.from_dense(torch.zeros(3, 2, 9, dtype=torch.float64)))
     assert "channels" in ndn.Sequential(*mods).fused_reason(Events.from_dense(torch.zeros(3, 2, 9, dtype=torch.float64)))
+    # event lists denser than max_density take the modules too, with the same numbers
+    dense = (torch.rand(20, 4, x.shape[2], generator=torch.Generator().manual_seed(3)) < 0.5).to(torch.float64)
+    auto = ndn.Sequential(*mods)
+    assert "too dense" in auto.fused_reason(Events.from_dense(dense))
+    assert auto.fused_reason(Events.from_dense(x)) is None
+    assert torch.equal(auto(Events.from_dense(dense)), ndn.Sequential(*mods, fused=False)(dense))
