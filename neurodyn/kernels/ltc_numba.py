@@ -64,7 +64,7 @@ def _sigmoid(z):
 
 _F = np.float32
 _INV_LN2 = _F(1.4426950408889634)
-_LN2_HI = _F(0.693145751953125)  # 12 significant bits: n * _LN2_HI is exact for |n| < 2^12
+_LN2_HI = _F(0.693145751953125)  # 16 significant bits: n * _LN2_HI is exact for |n| < 2^8 (here <= 116)
 _LN2_LO = _F(1.4286068203094172e-06)
 
 
