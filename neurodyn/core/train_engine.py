@@ -97,12 +97,12 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
 # inlined, float32 and float64 alike (LLVM leaves them scalar), so they stay called.
 _CALLED = '@numba.njit(cache=True, error_model="numpy")'
 _INLINED = "@_inl"
-STEP_DECO, VJP_DECO, VJP_COEF_DECO = _INLINED, _INLINED, _CALLED
+STEP_DECO, VJP_SMALL_DECO, VJP_LARGE_DECO = _INLINED, _INLINED, _CALLED
 
 
 def _vjp_deco(m: NeuronModel, need_c: tuple[bool, ...]) -> str:
     """How ``vjp_row`` of a layer is compiled: inlined only when its VJP is small (see above)."""
-    return VJP_DECO if len(m.states) == 1 and not any(need_c) else VJP_COEF_DECO
+    return VJP_SMALL_DECO if len(m.states) == 1 and not any(need_c) else VJP_LARGE_DECO
 
 
 def _step_row(li: int, m: NeuronModel) -> str:

@@ -254,7 +254,8 @@ class _LTCUnfolds(torch.autograd.Function):
         g_a, g_d, g_cmt = (np.empty((T, B, H), dtype=nt) for _ in range(3))
         g_v0 = np.empty((B, H), dtype=nt)
         g_par = [np.zeros((nchunks, H, H), dtype=nt) for _ in range(4)]
-        _backward(_np(g_out, ctx.compute), cn, wn, mn, sn, en, ctx.unfolds, out, traj, dens, g_a, g_d, g_cmt, g_v0, *g_par)
+        _backward(_np(g_out, ctx.compute), cn, wn, mn, sn, en, ctx.unfolds, out, traj, dens, g_a, g_d, g_cmt, g_v0,
+                  *g_par)
         dt = ctx.dtype
         g_wm, g_mu, g_sigma, g_erev = (torch.from_numpy(g.sum(0)).to(dt) for g in g_par)
         tt = lambda x: torch.from_numpy(x).to(dt)  # noqa: E731
@@ -279,9 +280,7 @@ class _SensorySums(torch.autograd.Function):
     def backward(ctx, g_num, g_den):
         un, wn = ctx.arrays[0], ctx.arrays[1]
         R, H = un.shape[0], wn.shape[1]
-        zeros = torch.zeros((R, H), dtype=ctx.compute)
-        gn = _np(g_num if g_num is not None else zeros, ctx.compute)
-        gd = _np(g_den if g_den is not None else zeros, ctx.compute)
+        gn, gd = (_np(g, ctx.compute) if g is not None else np.zeros((R, H), dtype=un.dtype) for g in (g_num, g_den))
         g_u = np.zeros_like(un)
         g_par = [np.zeros((ctx.nchunks,) + wn.shape, dtype=un.dtype) for _ in range(4)]
         _sensory_backward(gn, gd, *ctx.arrays, g_u, *g_par)

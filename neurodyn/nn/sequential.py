@@ -10,6 +10,10 @@ from .neurons import SpikingNeuron
 from .recurrent import Recurrent
 
 
+# Input density above which a stack runs its modules rather than fused (see Sequential).
+MAX_DENSITY = 0.2
+
+
 class Sequential(nn.Sequential):
     """``torch.nn.Sequential`` over [T, B, ...] that runs a (Linear, neuron)* stack in one fused
     forward kernel and one fused backward kernel on CPU (``core.stack``).
@@ -33,7 +37,7 @@ class Sequential(nn.Sequential):
     State dicts are those of ``nn.Sequential``.
     """
 
-    def __init__(self, *modules: nn.Module, fused: bool | str = "auto", max_density: float = 0.2) -> None:
+    def __init__(self, *modules: nn.Module, fused: bool | str = "auto", max_density: float = MAX_DENSITY) -> None:
         super().__init__(*modules)
         if fused not in (True, False, "auto"):
             raise ConfigError(f"fused must be True, False or 'auto', got {fused!r}")
@@ -74,7 +78,7 @@ class Sequential(nn.Sequential):
                 density = x.idx.size / max(1, x.T * x.B * x.n_channels)
             else:
                 density = sampled_density(x) if x.numel() else 0.0
-            if density > getattr(self, "max_density", 0.2):
+            if density > getattr(self, "max_density", MAX_DENSITY):  # (modules pickled before it existed)
                 return "the input is too dense for event row-adds"
         return layers
 
