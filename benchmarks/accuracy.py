@@ -15,24 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import set_threads, write_table
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = [ROOT / "datasets" / "shd_sample", ROOT / "datasets" / "nmnist_sample"]
-CONFIGS = {"SHD": ROOT / "configs" / "shd_mlp.toml", "N-MNIST": ROOT / "configs" / "nmnist_mlp.toml"}
+from .common import CONFIGS, ROOT, add_data_arguments, data_kind, data_paths, write_table
 
 
-def data_kind(path: Path) -> str:
-    """'SHD' (HDF5 files) or 'N-MNIST' (Train/ and Test/ folders); ConfigError otherwise."""
-    from neurodyn.errors import ConfigError
-    if path.is_file() and path.suffix in (".h5", ".hdf5"):
-        return "SHD"
-    if path.is_dir():
-        if any(path.glob("*.h5")) or any(path.glob("*.hdf5")):
-            return "SHD"
-        if (path / "Train").is_dir() and (path / "Test").is_dir():
-            return "N-MNIST"
-    raise ConfigError(f"{path}: not an SHD folder (*.h5) or an N-MNIST root (Train/, Test/)")
+
 
 
 def run_one(path: Path, config: Path | None, epochs: int | None, out: Path) -> tuple[dict, list]:
@@ -58,17 +44,11 @@ def run_one(path: Path, config: Path | None, epochs: int | None, out: Path) -> t
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1 epoch per data set")
-    ap.add_argument("--data", action="append", help="data set folder (repeatable; default: the samples)")
+    add_data_arguments(ap, "1 epoch per data set", "override the config's epochs")
     ap.add_argument("--config", help="TOML config for every data set (default: configs/<kind>_mlp.toml)")
-    ap.add_argument("--epochs", type=int, help="override the config's epochs")
     ap.add_argument("--out", help="folder for the run folders (default: a temporary folder, removed after)")
-    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    set_threads(a.threads)
-    paths = [Path(p).resolve() for p in a.data] if a.data else [p for p in SAMPLES if p.is_dir()]
-    if not paths:
-        raise SystemExit("accuracy: no data (the sample folders are missing; pass --data PATH)")
+    paths = data_paths(a, "accuracy")
     epochs = a.epochs if a.epochs is not None else (1 if a.quick else None)
     rows, curves = [], {}
     with tempfile.TemporaryDirectory(prefix="neurodyn_acc_") as tmp:

@@ -55,11 +55,11 @@ def _row(B, lib, how, seconds, mb, mismatch):
 
 
 def run_cpu(batches: list[int], reps: int, T: int = T) -> list[dict]:
-    from neurodyn.core import Network
+    from neurodyn.nn import to_network
     weights = lm.init_weights([N_IN, N_HID, N_OUT], ACTIVITY)
     peers, missing = lm.available(lm.LIBRARIES, weights)
     nd = next(p for p in peers if p.name == "neurodyn")
-    net = Network.from_module(nd.model)
+    net = to_network(nd.model)
     rows = []
     from tqdm import tqdm
     for B in tqdm(batches, desc="batch_run (cpu)", leave=False):

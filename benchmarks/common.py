@@ -7,6 +7,7 @@ Environment:
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import ctypes
@@ -25,6 +26,42 @@ RESULTS = Path(os.environ.get("NEURODYN_BENCH_RESULTS") or Path(__file__).resolv
 # Peers and optional parts whose versions every table records ("not installed" when absent).
 VERSIONED = ("torch", "numba", "numpy", "spikingjelly", "snntorch", "norse", "ncps", "torchdiffeq", "torchode",
              "nir", "cupy")
+
+
+# The sample data sets in datasets/ and the training config each one runs with.
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = {"SHD": ROOT / "datasets" / "shd_sample", "N-MNIST": ROOT / "datasets" / "nmnist_sample"}
+CONFIGS = {"SHD": ROOT / "configs" / "shd_mlp.toml", "N-MNIST": ROOT / "configs" / "nmnist_mlp.toml"}
+
+
+def data_kind(path: Path) -> str:
+    """'SHD' (HDF5 files) or 'N-MNIST' (Train/ and Test/ folders); ConfigError otherwise."""
+    from neurodyn.errors import ConfigError
+    if path.is_file() and path.suffix in (".h5", ".hdf5"):
+        return "SHD"
+    if path.is_dir():
+        if any(path.glob("*.h5")) or any(path.glob("*.hdf5")):
+            return "SHD"
+        if (path / "Train").is_dir() and (path / "Test").is_dir():
+            return "N-MNIST"
+    raise ConfigError(f"{path}: not an SHD folder (*.h5) or an N-MNIST root (Train/, Test/)")
+
+
+def add_data_arguments(ap: argparse.ArgumentParser, quick_help: str, epochs_help: str) -> None:
+    """The options every training benchmark takes: --quick, --data (repeatable), --epochs, --threads."""
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--data", action="append", help="data set folder (repeatable; default: the samples)")
+    ap.add_argument("--epochs", type=int, help=epochs_help)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def data_paths(a: argparse.Namespace, who: str) -> list[Path]:
+    """The --data folders, or the sample folders that exist; sets the thread count from --threads."""
+    set_threads(a.threads)
+    paths = [Path(p).resolve() for p in a.data] if a.data else [p for p in SAMPLES.values() if p.is_dir()]
+    if not paths:
+        raise SystemExit(f"{who}: no data (the sample folders are missing; pass --data PATH)")
+    return paths
 
 
 def tiny() -> bool:

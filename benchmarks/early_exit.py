@@ -36,10 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import RESULTS, set_threads, tiny, write_table
+from .common import RESULTS, ROOT, SAMPLES, set_threads, tiny, write_table
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = {"SHD": ROOT / "datasets" / "shd_sample", "N-MNIST": ROOT / "datasets" / "nmnist_sample"}
 # Samples per class (train, test) of the generated sets: 40% of the training split calibrates,
 # and certifying <= 0.5% harmed at 95% needs about 550 calibration samples even with no harm
 # seen, so --quick trains smaller models for fewer epochs on the same data.
@@ -144,9 +142,9 @@ def train_model(name: str, path: Path, loss: str, hidden: int, epochs: int, seed
 
 def _time_paths(model, loader, ee, reps: int) -> dict:
     """Median ms (summed over test batches) of full-length vs early-exit runs on three paths."""
-    from neurodyn.core import Network
+    from neurodyn.nn import to_network
     from neurodyn.inference import run_dense_early_exit
-    net = Network.from_module(model)
+    net = to_network(model)
     out = {k: 0.0 for k in ("event_full", "event_exit", "e2e_full", "e2e_exit", "dense_full", "dense_exit")}
     work = [0, 0]
     for x, _, lengths in loader:

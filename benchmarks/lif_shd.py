@@ -143,7 +143,8 @@ def main(argv=None) -> str:
     y = torch.randint(0, N_OUT, (a.batch,), generator=torch.Generator().manual_seed(2))
 
     libs = {}
-    from neurodyn.core import Events, Network
+    from neurodyn.core import Events
+    from neurodyn.nn import to_network
     import neurodyn.nn as ndn
     nd = neurodyn_model()
     # neurodyn three times: its fused stack (ndn.Sequential: one forward and one backward kernel
@@ -170,11 +171,11 @@ def main(argv=None) -> str:
     ref = infer_fn(nd, x)()
     same = {name: bool(torch.equal(infer_fn(m, inputs.get(name, x), r)(), ref)) for name, (m, r) in libs.items()}
     # The event core on the same (untrained) weights: the timed training steps below change them.
-    same_event = bool(torch.equal(Network.from_module(nd).run(x).out, ref))
+    same_event = bool(torch.equal(to_network(nd).run(x).out, ref))
 
     # Timed round-robin (benchmarks.common.timeit_interleaved): load from other jobs hits every
     # library alike.  Training steps change the weights, so inference runs on copies taken before.
-    net = Network.from_module(nd)
+    net = to_network(nd)
     # The event core is also fed event lists, the format SHD files hold (spike times and
     # channels): every library gets its input ready-made, peers as dense frames, that row as events.
     ev = net.events_from_dense(x)

@@ -1,6 +1,6 @@
 """LIF network 700-W-20 over T, batch, width W and input sparsity: neurodyn vs SpikingJelly,
 snnTorch, Norse and a plain torch loop, training step (fwd+bwd) and inference (fwd), plus
-neurodyn's event-driven core (``Network.from_module(model).run(x)``).  On CPU neurodyn is
+neurodyn's event-driven core (``to_network(model).run(x)``).  On CPU neurodyn is
 also timed fed the same input as event lists (``core.Events``, built before timing, as a data
 loader hands them over): a training step and the event core.
 
@@ -113,8 +113,8 @@ def measure_point(point: dict, n_in: int, device: str, reps: int, budget_s: floa
                          "same_grad": ev_check[1]})
     hidden_rate = float("nan")
     if device == "cpu":
-        from neurodyn.core import Network
-        net = Network.from_module(ref_peer.model)
+        from neurodyn.nn import to_network
+        net = to_network(ref_peer.model)
         res = net.run(x)
         hidden_rate = float(res.counts[0].sum()) / (T * B * W)
         res_ev = net.run(ev)

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from neurodyn.solvers import NeuralODE, SolverRegularization, odesolve
+from neurodyn.nn import NeuralODE
+from neurodyn.solvers import SolverRegularization, odesolve
 
 from .common import RESULTS, set_threads, timeit, write_table
 

@@ -24,11 +24,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from .common import set_threads, write_table
+from .common import CONFIGS, add_data_arguments, data_kind, data_paths, write_table
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = [ROOT / "datasets" / "shd_sample", ROOT / "datasets" / "nmnist_sample"]
-CONFIGS = {"SHD": ROOT / "configs" / "shd_mlp.toml", "N-MNIST": ROOT / "configs" / "nmnist_mlp.toml"}
 
 
 def _formats(quick: bool):
@@ -75,7 +72,6 @@ def run_one(path: Path, epochs: int | None, qat_epochs: int, quick: bool, out: P
     from neurodyn.train import load_config, train
     from neurodyn.train.evaluation import eval_run, load_run, resolve_checkpoint
 
-    from .accuracy import data_kind
     kind = data_kind(path)
     sets = [f'data.path="{path}"', f'out="{out}"'] + ([f"train.epochs={epochs}"] if epochs is not None else [])
     cfg = load_config(CONFIGS[kind] if CONFIGS[kind].is_file() else None, sets)
@@ -111,16 +107,10 @@ def run_one(path: Path, epochs: int | None, qat_epochs: int, quick: bool, out: P
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 training epochs, 1 QAT epoch, fewer formats")
-    ap.add_argument("--data", action="append", help="data set folder (repeatable; default: the samples)")
-    ap.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
+    add_data_arguments(ap, "2 training epochs, 1 QAT epoch, fewer formats", "training epochs (default: the config's)")
     ap.add_argument("--qat-epochs", type=int, help="quantization-aware fine-tuning epochs (default 3, quick 1)")
-    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    set_threads(a.threads)
-    paths = [Path(p).resolve() for p in a.data] if a.data else [p for p in SAMPLES if p.is_dir()]
-    if not paths:
-        raise SystemExit("quantization: no data (the sample folders are missing; pass --data PATH)")
+    paths = data_paths(a, "quantization")
     epochs = a.epochs if a.epochs is not None else (2 if a.quick else None)
     qat_epochs = a.qat_epochs if a.qat_epochs is not None else (1 if a.quick else 3)
     rows = []

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import neurodyn.nn as ndn
+from neurodyn.nn.convert import to_network
 from neurodyn.errors import BackendUnavailableError, ConfigError, ShapeError
 from neurodyn.kernels import cupy_status, run_neuron
 from neurodyn.neurons import LIF, get_neuron
@@ -67,9 +68,9 @@ def test_cupy_without_gpu_is_a_clear_error():
 def test_event_core_rejects_unsupported_modules():
     from neurodyn.core import Network
     with pytest.raises(ConfigError, match="Conv2d is not supported"):
-        Network.from_module(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3)))
+        to_network(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3)))
     with pytest.raises(ConfigError, match="ends in a Linear"):
-        Network.from_module(torch.nn.Sequential(ndn.Linear(3, 4)))
-    net = Network.from_module(torch.nn.Sequential(ndn.Linear(3, 4), ndn.LIF()))
+        to_network(torch.nn.Sequential(ndn.Linear(3, 4)))
+    net = to_network(torch.nn.Sequential(ndn.Linear(3, 4), ndn.LIF()))
     with pytest.raises(ShapeError, match=r"network input must be \[T, B, 3\]"):
         net.run(torch.zeros(5, 2, 4))

@@ -11,7 +11,7 @@ neuron updates call the same derived step functions as the training kernels.
 
 Early exit (``exit_code`` > 0): after every step the kernel adds the readout (last layer's
 output) to a float64 running sum, evaluates the chosen confidence measure of the evidence
-sum / t**gamma (``scales``; ``inference.confidence``, compiled in from its one definition) and ends the sample's
+sum / t**gamma (``scales``; ``core.confidence``, compiled in from its one definition) and ends the sample's
 time loop at the first step >= ``min_steps`` whose confidence is > ``threshold``.  The
 sample's steps run, frozen prediction (argmax of the running sum) and last confidence are
 written to ``stop``, ``pred`` and ``conf``; outputs after the stop step stay 0.  With
@@ -23,7 +23,7 @@ import inspect
 from functools import lru_cache
 from types import ModuleType
 
-from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, typed_literals
+from ..kernels.codegen import HEADER, decorated, load_module, typed_prelude, typed_literals
 from ..neurons.base import NeuronModel
 
 
@@ -31,7 +31,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     """Kernel source for layers ``[(model, recurrent, delayed), ...]`` in ``dtype`` (float32/float64);
     the first layer reads input events.  A delayed layer schedules each input event's weight row
     into per-synapse delay ring buffers (``kernels.delay_buffer``) instead of adding it now."""
-    from ..inference.confidence import LIMITS, MEASURES, softmax_sums, top2
+    from .confidence import LIMITS, MEASURES, softmax_sums, top2
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"network kernel dtype must be float32 or float64, got {dtype!r}")
@@ -42,15 +42,15 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     parts.append("from neurodyn.kernels.row_adds import add_rows, add_unit_rows\n")
     # Neuron steps with literals cast to the network's dtype (float32 stays float32, like the
     # dense kernels); the confidence code below works on the float64 running sum and is not cast.
-    parts.append(_typed_prelude(dtype))
+    parts.append(typed_prelude(dtype))
     seen = set()
     for m, _, _ in signature:
         if m.name not in seen:
-            parts.append(_decorated(typed_literals(m.derived.step_src)))
+            parts.append(decorated(typed_literals(m.derived.step_src)))
             seen.add(m.name)
     # Early exit: the confidence statistics and measures, compiled from their one definition.
     for fn in (top2, softmax_sums, *MEASURES.values(), *LIMITS.values()):
-        parts.append(_decorated(inspect.getsource(fn)))
+        parts.append(decorated(inspect.getsource(fn)))
 
     args = ["ev_ptr", "ev_idx", "ev_val", "X", "Xb", "xmask", "dense_in", "T", "steps"]
     for li_, (m, rec, dl) in enumerate(signature):
@@ -213,7 +213,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
 
 def _per_measure(ind: str, line) -> list[str]:
     """``if exit_code == 1: <line(name1)> elif exit_code == 2: ...`` over the measures, in code order."""
-    from ..inference.confidence import MEASURES
+    from .confidence import MEASURES
     out = []
     for code, name in enumerate(MEASURES, start=1):
         out += [f"{ind}{'if' if code == 1 else 'elif'} exit_code == {code}:", f"{ind}    {line(name)}"]
@@ -230,7 +230,7 @@ def network_kernel(signature: tuple[tuple[NeuronModel, bool, bool], ...], dtype:
     """Compiled (lazily) event-driven kernel module for a layer signature and dtype (cached:
     rendering the source takes milliseconds, as long as the kernel itself runs)."""
     stem = "net_" + _sig_name(signature) + f"_{dtype}"
-    return _load_module(render_network_module(signature, dtype), stem)
+    return load_module(render_network_module(signature, dtype), stem)
 
 
 __all__ = ["render_network_module", "network_kernel"]

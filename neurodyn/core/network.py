@@ -1,7 +1,7 @@
-"""The event-driven network: layers of (weights, neuron) lifted from torch modules and run by one kernel.
+"""The event-driven network: layers of (weights, neuron coefficients) run by one kernel.
 
 The same network trains as a torch module (dense path) and infers here, event-driven,
-with identical outputs: ``Network.from_module(model)`` copies the weights and the
+with identical outputs: ``neurodyn.nn.to_network(model)`` copies the weights and the
 neuron coefficients; ``run`` propagates spikes as weight-row additions.
 """
 from __future__ import annotations
@@ -11,13 +11,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from ..inference.confidence import EarlyExit, evidence_scales
+from .confidence import EarlyExit, evidence_scales
 from ..neurons.base import NeuronModel
-from ..nn.neurons import SpikingNeuron
-from ..nn.recurrent import Recurrent
 from ..kernels.delay_buffer import ring_offsets
 from ..kernels.dispatch import step_counts
 from ..kernels.event_scan import bits
@@ -89,69 +86,6 @@ class Network:
     def in_features(self) -> int:
         return self.layers[0].weight.shape[0]
 
-    @classmethod
-    def from_module(cls, model: nn.Module, dtype=None) -> "Network":
-        """Build from an nn.Sequential of (Linear, neuron) pairs and Recurrent layers.
-
-        Dropout and Identity are skipped (inference).  ``DelayedLinear`` layers with rounded
-        delays (``round_delays``) run with per-synapse delay ring buffers; a BatchNorm after a
-        connection is folded into it first.  Anything else is an error naming it.
-        """
-        from ..delays.model import fold_batchnorm
-        from ..nn.delays import DelayedLinear
-        mods = list(model) if isinstance(model, nn.Sequential) else [model]
-        if any(isinstance(getattr(m, "module", None), nn.modules.batchnorm._BatchNorm) for m in mods):
-            mods = list(fold_batchnorm(nn.Sequential(*mods)))
-        layers: list[Layer] = []
-        pending: nn.Linear | None = None
-        ptype = None
-        for m in mods:
-            if isinstance(m, (nn.Dropout, nn.Identity)):
-                continue
-            if isinstance(m, DelayedLinear) and not m.rounded:
-                raise ConfigError("the event core runs integer delays: round the DelayedLinear delays first "
-                                  "(neurodyn.nn.delays.round_delays(model))")
-            if isinstance(m, (nn.Linear, DelayedLinear)):
-                if pending is not None:
-                    raise ConfigError("two Linear layers in a row: put a neuron module between them")
-                pending = m
-                ptype = m.weight.dtype
-            elif isinstance(m, SpikingNeuron):
-                if pending is None:
-                    raise ConfigError(f"{type(m).__name__} must follow a Linear layer")
-                layers.append(cls._layer(pending, None, m))
-                pending = None
-            elif isinstance(m, Recurrent):
-                if pending is not None:
-                    raise ConfigError("a Linear directly before Recurrent is not supported; fold it into Recurrent")
-                layers.append(cls._layer(m.ff, m.rec, m.neuron))
-                ptype = m.ff.weight.dtype
-            else:
-                raise ConfigError(f"module {type(m).__name__} is not supported by the event-driven core")
-        if pending is not None:
-            raise ConfigError("the model ends in a Linear layer: add a neuron (e.g. LI readout) after it")
-        dt = np.dtype(dtype) if dtype is not None else (np.float64 if ptype == torch.float64 else np.float32)
-        for layer in layers:
-            layer.weight, layer.bias = layer.weight.astype(dt), layer.bias.astype(dt)
-            layer.coefs = tuple(c.astype(dt) for c in layer.coefs)
-            layer.init = tuple(c.astype(dt) for c in layer.init)
-            if layer.recurrent is not None:
-                layer.recurrent = layer.recurrent.astype(dt)
-        return cls(layers, dtype=dt)
-
-    @staticmethod
-    def _layer(lin: nn.Linear, rec: nn.Linear | None, nrn: SpikingNeuron) -> Layer:
-        n = lin.out_features
-        dt = np.float64
-        coefs = tuple(_np(torch.broadcast_to(c.detach().to(torch.float64), (n,)), dt) for c in nrn.coefficients())
-        probe = torch.zeros(1, n, dtype=torch.float64)
-        init = tuple(_np(s[0], dt) for s in nrn.initial_state(1, n, probe))
-        bias = _np(lin.bias, dt) if lin.bias is not None else np.zeros(n, dtype=dt)
-        delays = lin.integer_delays().t().numpy().astype(np.int64) if hasattr(lin, "integer_delays") else None
-        return Layer(weight=_np(lin.weight.t(), dt), bias=bias, model=nrn.model, coefs=coefs, init=init,
-                     recurrent=None if rec is None else _np(rec.weight.t(), dt),
-                     delays=None if delays is None else np.ascontiguousarray(delays))
-
     def events_from_dense(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR events (ptr [B*T+1], channel [E], value [E]) of a dense input x [T, B, N_in]."""
         if x.dim() != 3 or x.shape[2] != self.in_features:
@@ -168,7 +102,7 @@ class Network:
         ``events_from_dense(x)``.  steps: [B] number of steps each sample runs at most
         (default T); the rest cost nothing and output 0.  record: also return every layer's
         output [T, B, N].  early_exit: stop each sample once its running readout is confident
-        (see ``inference.confidence.EarlyExit``); None runs every sample for its ``steps``.
+        (see ``core.confidence.EarlyExit``); None runs every sample for its ``steps``.
         """
         if isinstance(x, Events):
             if x.n_channels != self.in_features:

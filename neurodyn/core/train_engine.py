@@ -31,7 +31,7 @@ import re
 from functools import lru_cache
 from types import ModuleType
 
-from ..kernels.codegen import HEADER, _decorated, _load_module, _typed_prelude, surrogate_src, typed_literals
+from ..kernels.codegen import HEADER, decorated, load_module, typed_prelude, surrogate_src, typed_literals
 from ..neurons.base import NeuronModel
 
 # (model, surrogate name, alpha, coefficient-gradient flags, dropout on its output) per layer
@@ -69,19 +69,19 @@ def render_train_module(signature: tuple[LayerSig, ...], dtype: str = "float32",
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
     parts.append("from neurodyn.kernels.row_adds import add_dense_rows, add_rows, block_events, scatter_grouped, "
                  "scatter_row\n")
-    parts.append(_typed_prelude(dtype))
+    parts.append(typed_prelude(dtype))
     seen_sg, seen_step = set(), set()
     for li, (m, sg, alpha, *_) in enumerate(signature):
         if m.name not in seen_step:
-            parts.append(_decorated(typed_literals(m.derived.step_src)))
+            parts.append(decorated(typed_literals(m.derived.step_src)))
             seen_step.add(m.name)
         parts.append(_step_row(li, m))
         if part == "backward":
             if sg not in seen_sg:
                 parts.append(surrogate_src(sg))
                 seen_sg.add(sg)
-            parts.append(_decorated(f"def spike_grad_{li}(u):\n    return sg_{sg}(u, F({float(alpha)!r}))\n"))
-            parts.append(_decorated(typed_literals(_layer_vjp(m, li))))
+            parts.append(decorated(f"def spike_grad_{li}(u):\n    return sg_{sg}(u, F({float(alpha)!r}))\n"))
+            parts.append(decorated(typed_literals(_layer_vjp(m, li))))
             parts.append(_vjp_row(li, signature[li]))
     parts.append(_forward(signature, events_in) if part == "forward" else _backward(signature))
     return "".join(parts)
@@ -324,7 +324,7 @@ def train_kernels(signature: tuple[LayerSig, ...], dtype: str = "float32", part:
     if part == "forward":  # one forward for every surrogate and gradient variant
         signature = tuple((m, "atan", 2.0, (), drop) for m, _, _, _, drop in signature)
     stem = f"train_{part[:3]}{'_ev' if events_in and part == 'forward' else ''}_{_sig_name(signature)}_{dtype}"
-    return _load_module(render_train_module(signature, dtype, part, events_in and part == "forward"), stem)
+    return load_module(render_train_module(signature, dtype, part, events_in and part == "forward"), stem)
 
 
 __all__ = ["render_train_module", "train_kernels", "LayerSig"]

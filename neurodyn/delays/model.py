@@ -13,7 +13,6 @@ The kernel width follows the epochs (see ``DelaySNN``); ``on_train_end()`` (or
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -154,36 +153,6 @@ def delay_snn(in_features: int, hidden: list[int], n_classes: int, dt_ms: float 
     return DelaySNN(layers, sig0, sigma_final, sigma_decay_epochs)
 
 
-def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
-    """Inference copy of ``model`` with every BatchNorm folded into the connection before it.
-
-    A ``MultiStep(BatchNorm1d)`` in eval mode is y -> a y + c per output neuron, so after a
-    DelayedLinear or Linear it becomes W'[o] = a[o] W[o], bias'[o] = a[o] bias[o] + c[o]
-    (delays unchanged): the same outputs, and a stack the event core can take.
-    """
-    mods = [copy.deepcopy(m) for m in model]
-    out: list[nn.Module] = []
-    for m in mods:
-        bn = m.module if isinstance(m, ndn.MultiStep) and isinstance(m.module, nn.BatchNorm1d) else None
-        if bn is None:
-            out.append(m)
-            continue
-        prev = out[-1] if out else None
-        if not isinstance(prev, (DelayedLinear, nn.Linear)):
-            raise ConfigError(f"a BatchNorm must follow a DelayedLinear or Linear to be folded, not "
-                              f"{type(prev).__name__ if prev is not None else 'nothing'}")
-        if bn.running_mean is None:
-            raise ConfigError("fold_batchnorm needs BatchNorm running statistics (track_running_stats=True)")
-        with torch.no_grad():
-            a = 1.0 / torch.sqrt(bn.running_var + bn.eps)
-            a = a * bn.weight if bn.affine else a
-            c = -bn.running_mean * a + (bn.bias if bn.affine else 0.0)
-            prev.weight.mul_(a[:, None].to(prev.weight.dtype))
-            b0 = prev.bias if prev.bias is not None else torch.zeros_like(c)
-            prev.bias = nn.Parameter((a * b0 + c).to(prev.weight.dtype))
-    folded = nn.Sequential(*out)
-    folded.eval()
-    return folded
 
 
 DELAY_DEFAULTS: dict[str, Any] = {

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..core.network import Network
+from ..nn.convert import to_network
 from ..errors import ConfigError, DataFormatError
 from ..neurons import get_neuron
 from ..nn.neurons import SpikingNeuron
@@ -112,7 +113,7 @@ def _ir_from(obj) -> tuple[list[_IRLayer], float | None, str, FixedPointFormat |
                               f"integration={sorted(ints)}")
         dt = dts.pop() if dts else None
         integration = ints.pop() if ints else "exact"
-        obj = Network.from_module(obj, dtype=np.float64)
+        obj = to_network(obj, dtype=np.float64)
     if not isinstance(obj, Network):
         raise ConfigError(f"to_nir takes an nn.Module, core.Network or QuantizedNetwork, got {type(obj).__name__}")
     out = []

@@ -1,6 +1,6 @@
 """Quantization of a trained spiking network to a chip-style fixed-point network.
 
-``quantize(model, fmt)`` lifts the model with ``core.Network.from_module`` and turns every
+``quantize(model, fmt)`` lifts the model with ``nn.to_network`` and turns every
 layer into integers (see ``fixed_point`` for the formats):
 
 - the neuron's input gain (``1 - decay`` with ``normalize_input``) is folded into the
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..core.network import Layer, Network
+from ..nn.convert import to_network
 from ..errors import ConfigError, ShapeError
 from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
@@ -205,7 +206,7 @@ def _lift(model: nn.Module | Network) -> tuple[Network, float | None]:
         return model, None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"quantize needs an nn.Module or core.Network, got {type(model).__name__}")
-    net = Network.from_module(model, dtype=np.float64)
+    net = to_network(model, dtype=np.float64)
     dts = {float(m.dt) for m in model.modules() if isinstance(m, SpikingNeuron)}
     if len(dts) > 1:
         raise ConfigError(f"all neurons must share one time step to run on a chip clock, got dt = {sorted(dts)} ms")

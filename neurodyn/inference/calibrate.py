@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .confidence import check_gamma, check_measure, confidence_trace
+from ..core.confidence import check_gamma, check_measure, confidence_trace
 from .curves import threshold_sweep
 
 

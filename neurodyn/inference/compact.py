@@ -3,7 +3,7 @@
 Batched dense kernels (torch, and later CuPy on GPU) cannot end one sample's loop, so
 finished samples are removed from the batch instead: the network runs ``chunk`` steps at
 a time on the samples still going, with every layer's state carried between chunks;
-after each chunk the confidence of the running-mean readout (``confidence.confidence``,
+after each chunk the confidence of the running-mean readout (``core.confidence.confidence``,
 the same measure the event kernel compiles) decides which samples stop, their step and
 prediction are frozen, and the batch and the carried state shrink to the rest.  The
 outcome does not depend on the chunk size or on compaction (tested), only the cost does.
@@ -20,7 +20,7 @@ from ..kernels.reference import torch_step
 from ..nn.linear import MultiStep
 from ..nn.neurons import SpikingNeuron
 from ..nn.recurrent import Recurrent
-from .confidence import EarlyExit, confidence, evidence_scales
+from ..core.confidence import EarlyExit, confidence, evidence_scales
 
 _STATELESS = (nn.Linear, MultiStep, nn.Dropout, nn.Identity)
 

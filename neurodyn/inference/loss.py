@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import ConfigError, ShapeError
-from .confidence import running_logits
+from ..core.confidence import running_logits
 
 WEIGHTINGS = ("uniform", "linear")
 

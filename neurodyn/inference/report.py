@@ -26,14 +26,15 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, ShapeError
 from .calibrate import Calibration, calibrate_threshold
-from .confidence import EarlyExit, check_measure, confidence_trace
+from ..core.confidence import EarlyExit, check_measure, confidence_trace
 from .curves import exit_from_trace, final_prediction, fixed_steps_curve, threshold_sweep
 from .oracle import oracle_summary
 
 
 def _network(model):
     from ..core import Network
-    return model if isinstance(model, Network) else Network.from_module(model.eval())
+    from ..nn.convert import to_network
+    return model if isinstance(model, Network) else to_network(model.eval())
 
 
 def _prepare(net, loader: Iterable, desc: str, progress: bool) -> list[tuple]:

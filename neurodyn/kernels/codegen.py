@@ -71,12 +71,13 @@ def typed_literals(src: str) -> str:
     return _LITERAL.sub(r"F(\1)", src)
 
 
-def _typed_prelude(dtype: str) -> str:
+def typed_prelude(dtype: str) -> str:
+    """Source that binds ``F`` to ``np.<dtype>`` and re-renders the primitives with literals of that type."""
     lines = [f"F = np.{dtype}", "PI = F(math.pi)", "ALPHA = F(ALPHA)", ""]
     # the primitives, re-rendered with typed literals (they shadow the imported float64 ones)
     for fn in _PRIMS:
         src = textwrap.dedent(inspect.getsource(fn)).split("\n", 1)[1]  # drop the decorator line
-        lines.append(_decorated(typed_literals(src)))
+        lines.append(decorated(typed_literals(src)))
     lines.append("sigmoid = sigmoid_\n")
     return "\n".join(lines) + "\n"
 
@@ -89,7 +90,8 @@ def cache_dir() -> Path:
     return p
 
 
-def _decorated(src: str, deco: str = "@_inl") -> str:
+def decorated(src: str, deco: str = "@_inl") -> str:
+    """``src`` (a function's source) dedented, under the decorator ``deco``, spaced for a module."""
     return f"{deco}\n{textwrap.dedent(src).strip()}\n\n\n"
 
 
@@ -97,7 +99,7 @@ def surrogate_src(sg: str) -> str:
     """The surrogate ``sg`` as an inlined kernel function ``sg_<name>(u, alpha)`` with typed
     literals (renamed: a surrogate may share its name with a primitive, sigmoid)."""
     src = textwrap.dedent(inspect.getsource(SURROGATES[sg])).replace(f"def {sg}(", f"def sg_{sg}(", 1)
-    return _decorated(typed_literals(src))
+    return decorated(typed_literals(src))
 
 
 def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
@@ -133,11 +135,11 @@ def render_cpu_module(model: NeuronModel, surrogate: str, alpha: float | None,
                  f"recurrent: {recurrent}\n")
     w_arg = "w_rec, " if recurrent else ""
     cur_arg = ", tr_cur" if recurrent else ""
-    parts.append(_typed_prelude(dtype))
+    parts.append(typed_prelude(dtype))
     parts.append(surrogate_src(sg))
-    parts.append(_decorated(f"def spike_grad(u):\n    return sg_{sg}(u, ALPHA)\n"))
-    parts.append(_decorated(typed_literals(d.step_src)))
-    parts.append(_decorated(typed_literals(d.vjp_src)))
+    parts.append(decorated(f"def spike_grad(u):\n    return sg_{sg}(u, ALPHA)\n"))
+    parts.append(decorated(typed_literals(d.step_src)))
+    parts.append(decorated(typed_literals(d.vjp_src)))
 
     s0 = [f"s0_{s}" for s in S]
     cs = [f"c_{c}" for c in C]
@@ -264,7 +266,8 @@ def _file_bytes(module: str) -> bytes:
     return Path(spec.origin).read_bytes() if spec is not None and spec.origin else module.encode()
 
 
-def _load_module(src: str, stem: str) -> ModuleType:
+def load_module(src: str, stem: str) -> ModuleType:
+    """Import generated module source ``src`` from Numba's on-disk cache (file ``<stem>_<hash>.py``)."""
     # Numba's cache of a kernel does not notice changes in the helpers it calls (compiled into
     # it from other modules), so the file name also hashes the helper modules the source
     # imports: after an upgrade that changes a helper, the kernel is compiled afresh.
@@ -292,5 +295,5 @@ def cpu_kernels(model: NeuronModel, surrogate: str, alpha: float | None,
                 dtype: str = "float64", recurrent: bool = False) -> ModuleType:
     """The compiled (lazily) Numba kernel module for a neuron, surrogate, gradient variant, dtype and recurrence."""
     sg, a = check_surrogate(surrogate, alpha)
-    return _load_module(render_cpu_module(model, sg, a, coef_grads, traj_grads, dtype, recurrent),
+    return load_module(render_cpu_module(model, sg, a, coef_grads, traj_grads, dtype, recurrent),
                         f"{model.name}_{sg}_{dtype}{'_rec' if recurrent else ''}")

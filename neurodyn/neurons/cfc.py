@@ -71,7 +71,8 @@ class CfCParams(NamedTuple):
         return first.shape[1] - self.hidden
 
 
-def _heads(mode: str) -> tuple[str, ...]:
+def head_names(mode: str) -> tuple[str, ...]:
+    """The parameter names of CfC ``mode`` (ConfigError for an unknown mode)."""
     if mode not in CFC_MODES:
         raise ConfigError(f"unknown CfC mode '{mode}'; choose one of {list(CFC_MODES)}")
     if mode == "pure":
@@ -83,7 +84,7 @@ def check_cfc_params(p: CfCParams, mode: str = "default", finite: bool = True) -
     """Raise ShapeError if ``p`` is inconsistent for ``mode``, ConfigError if a value is NaN/inf."""
     if not isinstance(p, CfCParams):
         raise ConfigError(f"expected CfCParams, got {type(p).__name__}")
-    heads = _heads(mode)
+    heads = head_names(mode)
     H = p.ff1_w.shape[0]
     named: list[tuple[str, Tensor, tuple]] = []
     width = None
@@ -115,7 +116,7 @@ def init_cfc_params(in_features: int, hidden: int, *, mode: str = "default", bac
                     dtype: torch.dtype = torch.float32) -> CfCParams:
     """CfC parameters drawn as ncps ``CfCCell`` draws them: every 2-D weight (w_tau and A too,
     stored there as [1, H]) Xavier-uniform, biases as ``nn.Linear`` (U(+-1/sqrt(fan_in)))."""
-    _heads(mode)
+    head_names(mode)
     for name, val in (("in_features", in_features), ("hidden", hidden), ("backbone_units", backbone_units)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
             raise ConfigError(f"{name} must be a positive int, got {val!r}")
@@ -174,7 +175,7 @@ def cfc_step(x: Tensor, h: Tensor, p: CfCParams, ts: Union[float, Tensor] = 1.0,
     ``activation`` names the backbone nonlinearity (``CFC_ACTIVATIONS``); ``dropout`` is applied
     (when ``training``) after backbone layers 2.. as in ncps.  Matches ``ncps.torch.CfCCell``.
     """
-    _heads(mode)
+    head_names(mode)
     try:
         act = CFC_ACTIVATIONS[activation]
     except KeyError:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from ..neurons.cfc import CFC_ACTIVATIONS, CfCParams, cfc_step, check_cfc_params, init_cfc_params, _heads
+from ..neurons.cfc import CFC_ACTIVATIONS, CfCParams, cfc_step, check_cfc_params, init_cfc_params, head_names
 from ..neurons.ltc import (LTC_CONSTRAINTS, LTCParams, check_ltc_params, clip_ltc_params_, constrain_ltc_params,
                            init_ltc_params, ltc_output, ltc_sensory, ltc_unfold)
 
@@ -228,7 +228,7 @@ class CfC(nn.Module):
         self.backbone_dropout = float(backbone_dropout)
         self.backbone_w = nn.ParameterList([nn.Parameter(W) for W, _ in p.backbone])
         self.backbone_b = nn.ParameterList([nn.Parameter(b) for _, b in p.backbone])
-        self._head_names = _heads(mode)
+        self._head_names = head_names(mode)
         for name in self._head_names:
             setattr(self, name, nn.Parameter(getattr(p, name)))
         self.register_buffer("mask", p.mask)

@@ -16,7 +16,7 @@ MAX_DENSITY = 0.2
 
 class Sequential(nn.Sequential):
     """``torch.nn.Sequential`` over [T, B, ...] that runs a (Linear, neuron)* stack in one fused
-    forward kernel and one fused backward kernel on CPU (``core.stack``).
+    forward kernel and one fused backward kernel on CPU (``nn.fused_stack``).
 
     The fused path walks each sample through all layers step by step: input events are
     found in the frames (or given: ``forward`` also takes ``core.Events``, the same input as
@@ -30,7 +30,7 @@ class Sequential(nn.Sequential):
     W=128, 0.25-0.3 at W=256, above 0.3 at W=1024); or modules it does not cover (Recurrent,
     delays, stateful neurons, a torch/cupy backend, a Dropout that does not directly follow a
     hidden neuron), see ``fused_reason``.  A Dropout after a hidden neuron is a mask on
-    its spikes (``core.stack.dropout_mask``, drawn from torch's generator like nn.Dropout).
+    its spikes (``nn.fused_stack.dropout_mask``, drawn from torch's generator like nn.Dropout).
     Without gradients (``torch.no_grad()``, or frozen parameters) and without an active
     Dropout, a fused stack runs the event core's inference kernel instead (``core.engine``:
     same sums and steps, identical outputs, no currents or event lists kept).
@@ -52,7 +52,7 @@ class Sequential(nn.Sequential):
 
     def _plan(self, x: torch.Tensor):
         """The stack's (Linear, neuron) layers if ``forward(x)`` runs fused, else the reason it does not."""
-        from ..core.stack import stack_layers
+        from .fused_stack import stack_layers
         from ..kernels.sparse_linear import sampled_density
         if self.fused is False:
             return "fused=False"
@@ -86,7 +86,7 @@ class Sequential(nn.Sequential):
         """x [T, B, K] (frames, or ``core.Events``: the same input as event lists) -> output of the
         last module [T, B, N]; lengths [B]: steps each sample runs (neurons and Recurrent layers
         stop there and output 0)."""
-        from ..core.stack import run_stack
+        from .fused_stack import run_stack
         plan = self._plan(x)
         if isinstance(plan, list):
             return run_stack(plan, x, lengths)

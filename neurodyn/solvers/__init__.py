@@ -2,15 +2,14 @@
 
 Public surface: ``odesolve`` (fixed-step euler/midpoint/rk4, adaptive bosh3/dopri5/tsit5; backprop
 or continuous-adjoint gradients; per-sample or lockstep batches), ``ODESolution``, ``SolverStats``,
-the regularizers ``SolverRegularization`` / ``solver_regularization``, the models ``NeuralODE`` and
-``ODELTC``, and the tableaus as data (``TABLEAUS``, ``ButcherTableau``).
+the regularizers ``SolverRegularization`` / ``solver_regularization``, and the tableaus as data
+(``TABLEAUS``, ``ButcherTableau``).  The models solved with them (``NeuralODE``, ``ODELTC``) are in ``nn.ode``.
 """
-from .models import NeuralODE, ODELTC
 from .regularization import REG_MODES, SolverRegularization, solver_regularization
 from .solve import BATCH_MODES, GRAD_MODES, ODESolution, odesolve
 from .stats import LocalStep, SolverStats
 from .tableaus import ADAPTIVE_METHODS, FIXED_METHODS, TABLEAUS, ButcherTableau, get_tableau
 
 __all__ = ["odesolve", "ODESolution", "SolverStats", "LocalStep", "SolverRegularization", "solver_regularization",
-           "NeuralODE", "ODELTC", "ButcherTableau", "TABLEAUS", "FIXED_METHODS", "ADAPTIVE_METHODS", "get_tableau",
+           "ButcherTableau", "TABLEAUS", "FIXED_METHODS", "ADAPTIVE_METHODS", "get_tableau",
            "GRAD_MODES", "BATCH_MODES", "REG_MODES"]

@@ -144,7 +144,7 @@ def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str
     time constants in ms at step dt ms.  ``readout='li'``: leaky-integrator membrane;
     ``'lif'``: output spikes (for spike-count losses).  Runs unchanged in ``core.Network``.
     Returns a ``neurodyn.nn.Sequential``: without recurrence, training runs the fused stack
-    kernels (``core.stack``, dropout included); with it, the modules one by one.
+    kernels (``nn.fused_stack``, dropout included); with it, the modules one by one.
     """
     if not hidden:
         raise ConfigError("spiking_mlp needs at least one hidden layer")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import neurodyn.nn as ndn
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Network
 from neurodyn.errors import ConfigError, ShapeError
 from neurodyn.inference import MEASURES, EarlyExit, confidence_trace, exit_from_trace
@@ -30,7 +31,7 @@ def test_threshold_one_never_exits_and_equals_full_run(measure):
     net = _net()
     x = _input(60, 7)
     lengths = torch.tensor([60, 60, 45, 10, 1, 0, 33])
-    n = Network.from_module(net)
+    n = to_network(net)
     full = n.run(x, steps=lengths)
     ee = n.run(x, steps=lengths, early_exit=EarlyExit(1.0, measure))
     assert torch.equal(ee.steps, lengths)
@@ -61,7 +62,7 @@ def test_constant_output_sample_stops_at_first_step():
         net[2].bias.copy_(torch.tensor([4.0, 0.0, 0.0, 0.0, 0.0]))
     x = torch.zeros(20, 2, 4, dtype=torch.float64)
     x[:, 1, 0] = 1.0
-    res = Network.from_module(net).run(x, early_exit=EarlyExit(0.9, "max_softmax"), record=True)
+    res = to_network(net).run(x, early_exit=EarlyExit(0.9, "max_softmax"), record=True)
     assert res.steps.tolist() == [1, 20]
     assert res.pred[0] == 0
     assert res.counts[0].tolist() == [0, 20]
@@ -75,7 +76,7 @@ def test_kernel_exit_equals_replayed_torch_trace(measure):
     net = _net()
     x = _input(50, 12)
     lengths = torch.randint(20, 51, (12,))
-    n = Network.from_module(net)
+    n = to_network(net)
     full = n.run(x, steps=lengths)
     conf, pred = confidence_trace(full.out, measure)
     vals = torch.unique(conf[torch.arange(50)[:, None] < lengths[None, :]])  # sorted
@@ -102,7 +103,7 @@ def test_kernel_exit_equals_replayed_torch_trace(measure):
 def test_stopped_sample_costs_nothing_more():
     net = _net()
     x = _input(40, 6)
-    n = Network.from_module(net)
+    n = to_network(net)
     full = n.run(x, record=True)
     conf, _ = confidence_trace(full.out)
     res = n.run(x, early_exit=EarlyExit(float(conf.median()), "max_softmax"), record=True)
@@ -115,7 +116,7 @@ def test_stopped_sample_costs_nothing_more():
 
 
 def test_early_exit_errors():
-    n = Network.from_module(_net(n_out=1))
+    n = to_network(_net(n_out=1))
     with pytest.raises(ShapeError, match="at least 2 classes"):
         n.run(_input(5, 2), early_exit=EarlyExit(0.5))
     with pytest.raises(ConfigError, match="threshold"):
@@ -125,14 +126,14 @@ def test_early_exit_errors():
     with pytest.raises(ConfigError, match="min_steps"):
         EarlyExit(0.5, min_steps=0)
     with pytest.raises(ConfigError, match="EarlyExit"):
-        Network.from_module(_net()).run(_input(5, 2), early_exit=0.5)
+        to_network(_net()).run(_input(5, 2), early_exit=0.5)
 
 
 def test_dense_frames_and_csr_events_give_the_same_run():
     # run() reads the dense frames inside the kernel; run_events() walks CSR lists.
     net = _net()
     x = _input(30, 5) * torch.randint(1, 3, (30, 5, 40)).double()
-    n = Network.from_module(net)
+    n = to_network(net)
     lengths = torch.tensor([30, 12, 0, 30, 7])
     ee = EarlyExit(0.3, "margin")
     for early_exit in (None, ee):

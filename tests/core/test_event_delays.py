@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import neurodyn.nn as ndn
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Network
 from neurodyn.delays import delay_snn
 from neurodyn.errors import ConfigError
@@ -33,7 +34,7 @@ def test_event_core_with_delays_equals_dense():
     with torch.no_grad():
         ref = net(x)
         hidden = net[1](net[0](x))
-    core = Network.from_module(net)
+    core = to_network(net)
     assert core.layers[0].delays.shape == (30, 24) and core.layers[0].delays.max() > 0
     res = core.run(x, record=True)
     assert hidden.sum() > 0
@@ -47,12 +48,12 @@ def test_event_core_with_delays_equals_dense():
 def test_delays_change_the_event_core_output():
     """Guard against a kernel that ignores the delays: zero delays give another answer."""
     net, x = _net(), _input()
-    delayed = Network.from_module(net).run(x).out
+    delayed = to_network(net).run(x).out
     with torch.no_grad():
         for m in net:
             if isinstance(m, DelayedLinear):
                 m.delay_param.zero_()
-    assert not torch.allclose(Network.from_module(net).run(x).out, delayed)
+    assert not torch.allclose(to_network(net).run(x).out, delayed)
 
 
 def test_recipe_network_with_batchnorm_runs_event_driven():
@@ -63,8 +64,8 @@ def test_recipe_network_with_batchnorm_runs_event_driven():
     for _ in range(3):  # give batch norm running statistics
         net(x)
     with pytest.raises(ConfigError, match="round"):
-        Network.from_module(net.eval())
+        to_network(net.eval())
     round_delays(net).eval()
     with torch.no_grad():
         ref = net(x)
-    torch.testing.assert_close(Network.from_module(net).run(x).out, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(to_network(net).run(x).out, ref, rtol=1e-4, atol=1e-4)

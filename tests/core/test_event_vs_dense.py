@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import neurodyn.nn as ndn
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Network
 
 
@@ -31,7 +32,7 @@ def test_event_driven_equals_dense(kind):
             h = m(h)
             if isinstance(m, (ndn.SpikingNeuron, ndn.Recurrent)):
                 dense.append(h)
-    res = Network.from_module(net).run(x, record=True)
+    res = to_network(net).run(x, record=True)
     assert len(res.records) == len(dense) - 1
     for rec, d in zip(res.records, dense[1:]):
         torch.testing.assert_close(rec, d, rtol=1e-12, atol=1e-12)
@@ -45,8 +46,8 @@ def test_per_sample_steps_stop_samples():
     net = _net("lif")
     x = (torch.rand(50, 4, 40) < 0.1).double()
     steps = torch.tensor([50, 20, 0, 35])
-    full = Network.from_module(net).run(x)
-    part = Network.from_module(net).run(x, steps=steps)
+    full = to_network(net).run(x)
+    part = to_network(net).run(x, steps=steps)
     for b, s in enumerate(steps.tolist()):
         torch.testing.assert_close(part.out[:s, b], full.out[:s, b])
         assert part.out[s:, b].abs().sum() == 0
@@ -58,5 +59,5 @@ def test_float32_network_matches_dense_float32():
     x = (torch.rand(60, 5, 40) < 0.1).float()
     with torch.no_grad():
         y = net(x)
-    res = Network.from_module(net).run(x)
+    res = to_network(net).run(x)
     torch.testing.assert_close(res.out, y, rtol=1e-4, atol=1e-4)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Events
 from neurodyn.errors import ShapeError
 
@@ -74,7 +75,7 @@ def test_network_runs_events_like_frames():
     from neurodyn.core import Network
     torch.manual_seed(0)
     model = torch.nn.Sequential(ndn.Linear(9, 12), ndn.LIF(tau_mem=3.0), ndn.Linear(12, 4), ndn.LI(tau_mem=5.0))
-    net = Network.from_module(model)
+    net = to_network(model)
     x = _frames()
     steps = torch.tensor([6, 2, 0])
     a, b = net.run(x, steps), net.run(Events.from_dense(x), steps)

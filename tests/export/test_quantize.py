@@ -5,6 +5,7 @@ import torch
 
 import neurodyn.nn as ndn
 from export_nets import make_net, spikes_input
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Network
 from neurodyn.errors import ConfigError, ShapeError
 from neurodyn.export import LOIHI, format_report, get_format, quantize, simulate
@@ -43,7 +44,7 @@ def test_mantissa_exponent_picks_smallest_shift():
 def test_gain_folded_and_integers_in_format():
     net = make_net("mixed")
     q = quantize(net, "loihi", delays=_zero_delays())
-    src = Network.from_module(net, dtype=np.float64)
+    src = to_network(net, dtype=np.float64)
     for ql, fl in zip(q.layers, src.layers):
         assert (ql.coefs["gain"] == 4096).all()
         g = fl.coefs[fl.model.coefs.index("gain")]
@@ -59,7 +60,7 @@ def test_float_and_integer_paths_agree():
     # The LIF + LI net: the same compiled kernels as the other tests (compilation is the slow part).
     net = make_net("lif")
     x = spikes_input()
-    fres = Network.from_module(net).run(x, record=True)
+    fres = to_network(net).run(x, record=True)
     for preset, min_agree in (("wide16", 0.995), ("loihi", 0.97)):
         q = quantize(net, preset, calib=x)
         r = simulate(q, x, record=True)

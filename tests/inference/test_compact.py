@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import neurodyn.nn as ndn
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Network
 from neurodyn.errors import ConfigError
 from neurodyn.inference import EarlyExit, confidence_trace, exit_from_trace, run_dense_early_exit
@@ -66,7 +67,7 @@ def test_dense_exit_equals_event_core_exit():
     x, lengths = _data(B=10)
     ee = EarlyExit(_threshold(net, x, lengths, "max_softmax"), "max_softmax")
     dense = run_dense_early_exit(net, x, ee, lengths, chunk=7)
-    event = Network.from_module(net).run(x, steps=lengths, early_exit=ee)
+    event = to_network(net).run(x, steps=lengths, early_exit=ee)
     assert torch.equal(dense.steps, event.steps) and torch.equal(dense.pred, event.pred)
     torch.testing.assert_close(dense.confidence, event.confidence, rtol=1e-12, atol=1e-12)
 

@@ -1,14 +1,4 @@
-import pytest
 import torch
-
-
-@pytest.fixture
-def f64():
-    """Run a test in float64 (tolerances near 1e-10 need it)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
 
 
 def spiral_matrix() -> torch.Tensor:

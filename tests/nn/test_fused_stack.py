@@ -1,4 +1,4 @@
-"""The fused training kernels of a Linear -> neuron stack (core.stack, core.train_engine) give
+"""The fused training kernels of a Linear -> neuron stack (nn.fused_stack, core.train_engine) give
 the outputs and gradients of the same modules run one by one on the torch reference path."""
 import numba
 import pytest
@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 import neurodyn.nn as ndn
+from neurodyn.nn.convert import to_network
 from neurodyn.core import Network
-from neurodyn.core.stack import dropout_mask, stack_layers
+from neurodyn.nn.fused_stack import dropout_mask, stack_layers
 from neurodyn.errors import ConfigError, ShapeError
 
 
@@ -170,7 +171,7 @@ def test_fused_sequential_is_an_nn_sequential():
     with torch.no_grad():
         torch.testing.assert_close(fused(x), plain(x), rtol=1e-12, atol=1e-12)
     # the event core lifts it like any nn.Sequential (its run is tested in test_event_vs_dense)
-    net = Network.from_module(fused)
+    net = to_network(fused)
     assert [layer.size for layer in net.layers] == [40, 30, 7]
 
 
@@ -223,7 +224,7 @@ def test_weight_gradients_do_not_depend_on_the_sample_block(monkeypatch, block):
     """Weight gradients that fit in cache are summed step by step (row_adds.scatter_row); larger
     ones over blocks of samples, each block's events grouped by input (row_adds.scatter_grouped):
     blocks of 1 and 3 samples (a partial last block) give the step-by-step gradients."""
-    import neurodyn.core.stack as st
+    import neurodyn.nn.fused_stack as st
     mods = _stack("lif_alif_li", torch.float64, True)
     fused = ndn.Sequential(*mods, fused=True)
     x = _input(40, 7, torch.float64)
@@ -246,7 +247,7 @@ def test_inference_without_gradients_runs_the_event_core_with_identical_outputs(
     """Under no_grad (or with frozen parameters) the stack runs the event core's inference
     kernel, which adds the same rows in the same groups and steps the same neurons: the
     outputs equal the training forward's exactly."""
-    import neurodyn.core.stack as st
+    import neurodyn.nn.fused_stack as st
     mods = _stack(kind, dtype, learn=True)
     fused = ndn.Sequential(*mods, fused=True).eval()
     x = _input(50, 6, dtype)

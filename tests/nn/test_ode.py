@@ -5,7 +5,8 @@ from torch import nn
 
 from neurodyn.errors import ConfigError
 from neurodyn.nn.ltc import LTC
-from neurodyn.solvers import NeuralODE, ODELTC, SolverRegularization
+from neurodyn.nn import NeuralODE, ODELTC
+from neurodyn.solvers import SolverRegularization
 from tests.solvers.test_gradients import MLP
 
 

@@ -7,7 +7,7 @@ import torch
 
 from neurodyn.errors import ConfigError, ShapeError
 from neurodyn.inference import MEASURES, confidence, confidence_trace
-from neurodyn.inference.confidence import softmax_stats, softmax_stats_torch
+from neurodyn.core.confidence import softmax_stats, softmax_stats_torch
 
 
 def _logits(shape=(50, 7)):
@@ -62,7 +62,7 @@ def test_confidence_errors():
 
 @pytest.mark.parametrize("measure", list(MEASURES))
 def test_s_limits_rule_out_exactly_what_cannot_be_confident(measure):
-    from neurodyn.inference.confidence import torch_limit
+    from neurodyn.core.confidence import torch_limit
     z = torch.cat([_logits((400, 6)), torch.zeros(5, 6), torch.randn(100, 6) * 0.01, torch.randn(100, 6) * 30])
     z1, z2, S, Q = softmax_stats_torch(z)
     e2 = torch.exp(z2 - z1)
@@ -76,7 +76,7 @@ def test_s_limits_rule_out_exactly_what_cannot_be_confident(measure):
 
 
 def test_partial_sums_stop_at_the_limit():
-    from neurodyn.inference.confidence import softmax_sums
+    from neurodyn.core.confidence import softmax_sums
     acc = np.array([-3.0, 0.0, -1.0, -2.0])  # top two: classes 1, 2
     full = 1 + math.exp(-1) + math.exp(-2) + math.exp(-3)
     S, Q = softmax_sums(acc, 1.0, 0.0, -1.0, 1, 2, math.inf)
@@ -89,7 +89,7 @@ def test_partial_sums_stop_at_the_limit():
 
 
 def test_top2_ties_go_to_the_lowest_index():
-    from neurodyn.inference.confidence import top2
+    from neurodyn.core.confidence import top2
     assert top2(np.array([1.0, 1.0, 0.0])) == (0, 1)
     assert top2(np.array([0.0, 2.0, 2.0, 1.0])) == (1, 2)
     assert top2(np.array([3.0, 1.0, 2.0])) == (0, 2)

@@ -10,10 +10,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..neurons.ltc import LTCParams, ltc_output, ltc_rhs
-from ..nn.ltc import LTC, _check_sequence, _elapsed_steps, _initial_state
-from .solve import BATCH_MODES, GRAD_MODES, ODESolution, odesolve
-from .stats import SolverStats
-from .tableaus import get_tableau
+from .ltc import LTC, _check_sequence, _elapsed_steps, _initial_state
+from ..solvers.solve import BATCH_MODES, GRAD_MODES, ODESolution, odesolve
+from ..solvers.stats import SolverStats
+from ..solvers.tableaus import get_tableau
 
 Tensor = torch.Tensor
 

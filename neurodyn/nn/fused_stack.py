@@ -18,9 +18,9 @@ from torch import nn
 
 from ..kernels.dispatch import prepare_coefs, step_counts
 from ..kernels.event_scan import bits
-from ..nn.neurons import SpikingNeuron
-from .events import Events
-from .train_engine import train_kernels
+from .neurons import SpikingNeuron
+from ..core.events import Events
+from ..core.train_engine import train_kernels
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class StackLayer:
 
 def stack_layers(modules: list[nn.Module], training: bool) -> list[StackLayer] | str:
     """The (Linear, neuron) pairs of ``modules``, or the reason they cannot run fused."""
-    from ..nn.delays import DelayedLinear
+    from .delays import DelayedLinear
     layers: list[StackLayer] = []
     pending = None
     for m in modules:
@@ -84,14 +84,9 @@ class FusedStackFn(torch.autograd.Function):
         T, B, K = x.shape
         dt = _np_dtype(x)
         starts = _param_starts(n_coefs)
-        weights, biases, coefs, need_c = [], [], [], []
-        for i, nc in zip(starts, n_coefs):
-            w, bias = params[i], params[i + 1]
-            weights.append(w.detach())
-            biases.append(bias.detach().contiguous() if bias is not None else torch.zeros(w.shape[0], dtype=x.dtype))
-            coefs.append(tuple(c.detach().contiguous() for c in params[i + 2:i + 2 + nc]))
-            # params start at forward's input 3
-            need_c.append(tuple(bool(ctx.needs_input_grad[3 + i + 2 + k]) for k in range(nc)))
+        arrays = _layer_arrays(params, n_coefs, dt)
+        # params start at forward's input 3
+        need_c = [tuple(bool(ctx.needs_input_grad[3 + i + 2 + k]) for k in range(nc)) for i, nc in zip(starts, n_coefs)]
         L = len(n_coefs)
         sig = tuple((m, sg, a, nc, masks[li] is not None) for li, ((m, sg, a), nc) in enumerate(zip(sig_models, need_c)))
         dmasks = [None if mk is None else mk.detach().contiguous().numpy() for mk in masks]
@@ -110,24 +105,24 @@ class FusedStackFn(torch.autograd.Function):
             args = [xn, *bits(xn), steps, in_beg, in_cnt, in_idx, in_val]
         curs, spikes = [], []
         for li in range(L):
-            n = weights[li].shape[0]
+            w_t, bias, coefs = arrays[li]
+            n = w_t.shape[1]
             cur = np.empty((B, T, n), dtype=dt)  # sample-major: each sample's rows are contiguous
             curs.append(cur)
-            args += [np.ascontiguousarray(weights[li].t().numpy()), biases[li].numpy()]
-            args += [c.numpy() for c in coefs[li]] + [s.numpy() for s in inits[li]] + [cur]
+            args += [w_t, bias, *coefs] + [s.numpy() for s in inits[li]] + [cur]
             if li < L - 1:
                 sp = (np.zeros(B * T, dtype=np.int64), np.zeros(B * T, dtype=np.int64),
                       _lazy(B * T * n, np.int32), _lazy(B * T * n, dt))
                 sp += (dmasks[li],) if dmasks[li] is not None else ()
                 spikes.append(sp)
                 args += list(sp)
-        out = torch.empty((T, B, weights[-1].shape[0]), dtype=x.dtype)
+        out = torch.empty((T, B, arrays[-1][0].shape[1]), dtype=x.dtype)
         args.append(out.numpy())
         kern.train_forward(*args)
         ctx.sig, ctx.steps, ctx.events = sig, steps, (in_beg, in_cnt, in_idx, in_val)
         # saved through autograd: an in-place change of a weight before backward is an error
         ctx.save_for_backward(*(params[j] for j in starts))
-        ctx.curs, ctx.spikes, ctx.coefs, ctx.inits = curs, spikes, coefs, inits
+        ctx.curs, ctx.spikes, ctx.coefs, ctx.inits = curs, spikes, [a[2] for a in arrays], inits
         ctx.has_bias = [params[j + 1] is not None for j in starts]
         ctx.n_coefs, ctx.need_c = n_coefs, need_c
         return out
@@ -151,7 +146,7 @@ class FusedStackFn(torch.autograd.Function):
             gb = np.zeros((nch, n), dtype=g.dtype)
             gc = np.zeros((nch, max(1, ctx.n_coefs[li]), n), dtype=g.dtype)
             slabs.append((gw, gb, gc))
-            args += [w.contiguous().numpy()] + [c.numpy() for c in ctx.coefs[li]]
+            args += [w.contiguous().numpy()] + list(ctx.coefs[li])
             args += [s.numpy() for s in ctx.inits[li]] + [ctx.curs[li]]
             if li < L - 1:
                 args += list(ctx.spikes[li])
@@ -191,6 +186,18 @@ def _lazy(n: int, dtype) -> np.ndarray:
     allocator does not, so only the pages written count.
     """
     return torch.empty(n, dtype=torch.from_numpy(np.empty(0, dtype=dtype)).dtype).numpy()
+
+
+def _layer_arrays(params: list, n_coefs, dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarray, tuple]]:
+    """Per layer, the arrays both kernels read: W^T [N_in, N_out] (a row added per input event),
+    bias [N_out] (zeros without one) and the neuron coefficients [N_out]."""
+    out = []
+    for i, nc in zip(_param_starts(tuple(n_coefs)), n_coefs):
+        w, bias = params[i].detach(), params[i + 1]
+        b = bias.detach().contiguous().numpy() if bias is not None else np.zeros(w.shape[0], dtype=dtype)
+        out.append((np.ascontiguousarray(w.t().numpy()), b,
+                    tuple(c.detach().contiguous().numpy() for c in params[i + 2:i + 2 + nc])))
+    return out
 
 
 def _np_dtype(x: torch.Tensor | Events) -> np.dtype:
@@ -235,16 +242,10 @@ def _infer(layers: list[StackLayer], x: torch.Tensor | Events, steps: np.ndarray
            n_coefs: list[int]) -> torch.Tensor:
     """Without gradients, the stack runs in the event core's inference kernel (``core.engine``):
     the same sums and steps as the training forward, minus keeping currents and event lists."""
-    from .network import Layer, Network
+    from ..core.network import Layer, Network
     dt = _np_dtype(x)
-    net_layers = []
-    for lay, i, nc, init in zip(layers, _param_starts(tuple(n_coefs)), n_coefs, inits):
-        w, bias = params[i], params[i + 1]
-        net_layers.append(Layer(
-            weight=np.ascontiguousarray(w.detach().t().numpy()),
-            bias=bias.detach().numpy() if bias is not None else np.zeros(w.shape[0], dtype=dt),
-            model=lay.neuron.model, coefs=tuple(c.detach().numpy() for c in params[i + 2:i + 2 + nc]),
-            init=tuple(s.numpy() for s in init)))
+    net_layers = [Layer(weight=w_t, bias=bias, model=lay.neuron.model, coefs=coefs, init=tuple(s.numpy() for s in init))
+                  for lay, (w_t, bias, coefs), init in zip(layers, _layer_arrays(params, n_coefs, dt), inits)]
     return Network(net_layers, dtype=dt).run(x if isinstance(x, Events) else x.detach(), torch.from_numpy(steps)).out
 
 
