@@ -12,7 +12,7 @@ python -m pip install -q --upgrade pip
 CONSTRAINT=$(mktemp)
 echo "torch==2.13.0" > "$CONSTRAINT"
 python -m pip install -q -c "$CONSTRAINT" "torch==2.13.0"
-python -m pip install -q -c "$CONSTRAINT" -e ".[dev,nir]"
+python -m pip install -q -c "$CONSTRAINT" -e ".[dev,nir,docs]"
 # SpikingJelly (peer in tests) declares torchaudio/torchvision, which it does not need for neurons.
 python -m pip install -q --no-deps "spikingjelly==2.0.0"
 rm -f "$CONSTRAINT"

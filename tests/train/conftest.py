@@ -5,6 +5,6 @@ import pytest
 from tiny_shd_data import write_tiny_shd
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_shd(tmp_path_factory) -> Path:
     return write_tiny_shd(tmp_path_factory.mktemp("tiny_shd"))
