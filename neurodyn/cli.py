@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from .errors import ConfigError, NeurodynError
 
@@ -35,9 +36,11 @@ def _train_config(a: argparse.Namespace):
 def _train(a: argparse.Namespace) -> int:
     from .train import train
     cfg = _train_config(a)
+    t0 = time.perf_counter()
     m = train(cfg, resume=a.resume)
     if m["rank"] == 0:  # under torchrun every process returns the same metrics
-        print(f"test accuracy: {m['test_accuracy']:.3f}   (plots and metrics in {cfg.out}/)")
+        print(f"test accuracy: {m['test_accuracy']:.3f}   ({time.perf_counter() - t0:.0f} s; "
+              f"plots (curves.png, raster.png, confusion.png) and metrics in {cfg.out}/)")
     return 0
 
 

@@ -337,7 +337,7 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
         _write_json(out / "metrics.json", metrics)
         if plots:
             from .plots import plot_run
-            plot_run(hist, net, test_ds, cm, out)
+            plot_run(hist, net, test_ds, cm, out, dt_ms=cfg.dt_ms)
     return {**metrics, "rank": d.rank}
 
 
