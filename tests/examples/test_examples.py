@@ -34,3 +34,10 @@ def test_lif_neuron(tmp_path):
     assert r["membrane_error"] < 1e-12          # the exact exponential, float64
     assert r["count_mismatch"] == 0             # every current fires as often as the closed form says
     _plots_written(r)
+
+
+def test_feedforward_nmnist(tmp_path):
+    r = _load("feedforward_nmnist").main(tmp_path, epochs=4)
+    assert r["test_accuracy"] >= 0.85            # chance 0.1
+    assert r["event_core_agrees"]
+    _plots_written(r)
