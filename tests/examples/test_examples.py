@@ -48,3 +48,12 @@ def test_recurrent_shd(tmp_path):
     assert r["test_accuracy"] >= 0.9             # chance 0.05; a feed-forward MLP gets ~0.5 here
     assert r["event_core_agrees"]
     _plots_written(r)
+
+
+def test_export_to_chip(tmp_path):
+    r = _load("export_to_chip").main(tmp_path, epochs=4)
+    assert r["float_accuracy"] >= 0.8
+    assert r["int_accuracy"] >= r["float_accuracy"] - 0.05   # 8-bit weights cost little
+    assert r["bit_exact"] and r["hdf5_same"]
+    assert r["nir_error"] < 1e-5                             # float32 model vs its float64 NIR rebuild
+    _plots_written(r)
