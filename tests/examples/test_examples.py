@@ -57,3 +57,9 @@ def test_export_to_chip(tmp_path):
     assert r["bit_exact"] and r["hdf5_same"]
     assert r["nir_error"] < 1e-5                             # float32 model vs its float64 NIR rebuild
     _plots_written(r)
+
+
+def test_conv_nmnist(tmp_path):
+    r = _load("conv_nmnist").main(tmp_path, epochs=6)
+    assert r["test_accuracy"] >= 0.85            # chance 0.1
+    _plots_written(r)
