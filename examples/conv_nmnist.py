@@ -75,9 +75,9 @@ def main(out: Path = Path("runs/examples/conv_nmnist"), data: Path = ROOT / "dat
     fig, ax = plt.subplots(2, 8, figsize=(12, 3.4))
     w = model[0].module.weight.detach()
     for c in range(8):
-        ax[0, c].imshow(w[c, 0] - w[c, 1], cmap="RdBu_r")                 # ON minus OFF weights
+        ax[0, c].imshow((w[c, 0] - w[c, 1]).numpy(), cmap="RdBu_r")                 # ON minus OFF weights
         ax[0, c].set_title(f"filter {c}", fontsize=8)
-        ax[1, c].imshow(spikes["conv1"][:, 0, c].sum(0), cmap="Greys")     # spikes per pixel, all steps
+        ax[1, c].imshow(spikes["conv1"][:, 0, c].sum(0).numpy(), cmap="Greys")     # spikes per pixel, all steps
         ax[1, c].set_title(f"{int(spikes['conv1'][:, 0, c].sum())} spikes", fontsize=7)
     for a in ax.flat:
         a.set_xticks([])
