@@ -63,3 +63,10 @@ def test_conv_nmnist(tmp_path):
     r = _load("conv_nmnist").main(tmp_path, epochs=6)
     assert r["test_accuracy"] >= 0.85            # chance 0.1
     _plots_written(r)
+
+
+def test_early_exit(tmp_path):
+    r = _load("early_exit").main(tmp_path, epochs=6)
+    assert r["mean_steps"] < 0.6 * r["full_steps"]            # most of each sample is skipped
+    assert r["accuracy"] >= r["full_accuracy"] - 0.06         # for at most a few points
+    _plots_written(r)
