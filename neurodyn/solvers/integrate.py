@@ -194,7 +194,9 @@ def integrate(f: RHS, y0: Tensor, t_eval: Tensor, cfg: SolverConfig, args: tuple
         if tab.adaptive:
             h = h * _step_factor(ctrl, cfg)
             tiny = 16 * torch.finfo(h.dtype).eps * t.abs().clamp_min(1.0)
-            small = ~(h >= tiny)  # NaN included
+            # NaN included; a row that has just landed on its end time may have taken a last step
+            # shorter than tiny (the remainder to t_end) and is done, not stuck.
+            small = ~(h >= tiny) & (t < tend)
             if bool(small.any()):
                 raise NeurodynError(f"ODE step size underflow (h < {float(tiny.max()):.3g}) for samples "
                                     f"{rows[small].tolist()[:10]} at t = {t[small][:10].tolist()}: too stiff for "

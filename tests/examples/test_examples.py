@@ -70,3 +70,11 @@ def test_early_exit(tmp_path):
     assert r["mean_steps"] < 0.6 * r["full_steps"]            # most of each sample is skipped
     assert r["accuracy"] >= r["full_accuracy"] - 0.06         # for at most a few points
     _plots_written(r)
+
+
+def test_neural_ode(tmp_path):
+    pytest.importorskip("sklearn")
+    r = _load("neural_ode").main(tmp_path, epochs=15)
+    assert r["plain"]["accuracy"] >= 0.9 and r["regularized"]["accuracy"] >= r["plain"]["accuracy"] - 0.02
+    assert r["regularized"]["nfe"] < 0.75 * r["plain"]["nfe"]   # the point: cheaper solves
+    _plots_written(r)

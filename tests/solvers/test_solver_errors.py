@@ -51,3 +51,12 @@ def test_step_limit_and_underflow_are_reported():
     # finite at the start, blows up at t = 1: steps shrink until they underflow
     with pytest.raises(NeurodynError, match="underflow"):
         odesolve(lambda t, y: y ** 2, torch.ones(1, 1), [0.0, 2.0])
+
+
+def test_a_last_step_shorter_than_the_underflow_limit_finishes_the_solve():
+    # The first step ends 2^-53 before t = 1: the last step is that remainder, below the
+    # underflow limit (16 eps), and the sample is done, not stuck.
+    y0 = torch.ones(3, 2, dtype=torch.float64)
+    sol = odesolve(lambda t, y: 0 * y, y0, [0.0, 1.0], first_step=1 - 2 ** -53)
+    assert torch.equal(sol.ys[-1], y0)
+    assert bool((sol.stats.n_accepted == 2).all())
