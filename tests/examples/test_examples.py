@@ -78,3 +78,10 @@ def test_neural_ode(tmp_path):
     assert r["plain"]["accuracy"] >= 0.9 and r["regularized"]["accuracy"] >= r["plain"]["accuracy"] - 0.02
     assert r["regularized"]["nfe"] < 0.75 * r["plain"]["nfe"]   # the point: cheaper solves
     _plots_written(r)
+
+
+def test_learnable_delays(tmp_path):
+    r = _load("learnable_delays").main(tmp_path, epochs=12)
+    assert r["accuracy_delays"] >= r["accuracy_plain"] + 0.2   # the sample's classes differ by timing
+    assert r["event_core_agrees"]
+    _plots_written(r)
