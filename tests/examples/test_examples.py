@@ -85,3 +85,13 @@ def test_learnable_delays(tmp_path):
     assert r["accuracy_delays"] >= r["accuracy_plain"] + 0.2   # the sample's classes differ by timing
     assert r["event_core_agrees"]
     _plots_written(r)
+
+
+def test_ltc_cfc(tmp_path):
+    r = _load("ltc_cfc").main(tmp_path, epochs=30)
+    acc = r["accuracy"]
+    assert acc["CfC, elapsed times"] >= 0.85 and acc["LTC (numba), elapsed times"] >= 0.9   # chance 1/3
+    assert acc["CfC, elapsed times"] >= acc["CfC, gaps taken as 1"] + 0.2                   # time is the cue
+    assert acc["LTC (numba), elapsed times"] >= acc["LTC (numba), gaps taken as 1"] + 0.2
+    assert r["kernel_error"] < 1e-4            # float32 fused kernel vs the torch loop, 32 steps x 3 unfolds
+    _plots_written(r)
