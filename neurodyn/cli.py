@@ -39,6 +39,9 @@ def _train(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     m = train(cfg, resume=a.resume)
     if m["rank"] == 0:  # under torchrun every process returns the same metrics
+        if "val_accuracy" in m:
+            print(f"model of epoch {m['model_epoch']} of {m['epochs_trained']}: train accuracy "
+                  f"{m['train_accuracy']:.3f}, validation accuracy {m['val_accuracy']:.3f}")
         print(f"test accuracy: {m['test_accuracy']:.3f}   ({time.perf_counter() - t0:.0f} s; "
               f"plots (curves.png, raster.png, confusion.png) and metrics in {cfg.out}/)")
     return 0

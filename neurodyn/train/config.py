@@ -71,6 +71,10 @@ class TrainOptions:
     seed: int = 0
     backend: str = "auto"       # kernel backend of the neuron layers
     eval_batch_size: int = 128
+    val_fraction: float = 0.0   # share of train held out for validation (whole speakers where known); 0 = none
+    early_stopping: int = 0     # stop after this many epochs without a better validation accuracy; 0 = off
+    grad_clip: float = 0.0      # clip the gradient's global L2 norm to this; 0 = off
+    warmup_epochs: int = 0      # linear learning-rate warm-up before the schedule (which then spans the rest)
 
 
 def _default_model() -> dict[str, Any]:
@@ -124,7 +128,11 @@ class TrainConfig:
                         ("train.eval_batch_size", t.eval_batch_size >= 1), ("train.step_size", t.step_size >= 1),
                         ("train.lr", t.lr > 0 and math.isfinite(t.lr)),
                         ("train.weight_decay", t.weight_decay >= 0 and math.isfinite(t.weight_decay)),
-                        ("train.gamma", 0 < t.gamma <= 1)):
+                        ("train.gamma", 0 < t.gamma <= 1),
+                        ("train.val_fraction", 0 <= t.val_fraction < 1),
+                        ("train.early_stopping", t.early_stopping >= 0),
+                        ("train.grad_clip", t.grad_clip >= 0 and math.isfinite(t.grad_clip)),
+                        ("train.warmup_epochs", 0 <= t.warmup_epochs < t.epochs)):
             if not ok:
                 value = _get(self.to_dict(), key)
                 raise ConfigError(f"{key} = {value!r} is out of range")
@@ -134,6 +142,9 @@ class TrainConfig:
                                     ("train.backend", t.backend, BACKENDS)):
             if value not in choices:
                 raise ConfigError(f"{key} = {value!r}: choose one of {', '.join(choices)}")
+        if t.early_stopping and not t.val_fraction:
+            raise ConfigError(f"train.early_stopping = {t.early_stopping} needs a validation split: set "
+                              "train.val_fraction (early stopping on the test split would select on it)")
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (the TOML layout)."""

@@ -29,6 +29,8 @@ def plot_run(hist: dict, model: torch.nn.Module, test_ds, cm: np.ndarray | None,
     ax[0].plot(hist["epoch"], hist["loss"], "o-")
     ax[0].set(xlabel="epoch", ylabel="train loss")
     ax[1].plot(hist["epoch"], hist["train_acc"], "o-", label="train")
+    if hist.get("val_acc"):
+        ax[1].plot(hist["epoch"], hist["val_acc"], "^-", label="validation")
     ax[1].plot(hist["epoch"], hist["test_acc"], "s-", label="test")
     ax[1].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     ax[1].legend()

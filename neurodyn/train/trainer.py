@@ -15,6 +15,7 @@ epoch's evaluation (epoch 1-based), before the checkpoint is written.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from tqdm import tqdm
 
 from ..core.events import Events
 from ..data import SHD_CHANNELS, EventDataset, SHDAugment, SHDFile, events_collate, load_dataset, pad_collate
+from ..data.split import validation_split
 from ..errors import BackendUnavailableError, ConfigError
 from ..nn.sequential import Sequential
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -38,10 +40,11 @@ from .config import DataConfig, TrainConfig, TrainOptions, write_config
 from .losses import class_scores, loss_fn, readout_logits
 from .models import build_model
 
-__all__ = ["CHECKPOINT_NAME", "DataConfig", "TrainConfig", "TrainOptions", "confusion_counts", "confusion_matrix",
+__all__ = ["BEST_NAME", "CHECKPOINT_NAME", "DataConfig", "TrainConfig", "TrainOptions", "confusion_counts", "confusion_matrix",
            "evaluate", "make_optimizer", "make_scheduler", "readout_logits", "train"]
 
 CHECKPOINT_NAME = "model.pt"
+BEST_NAME = "best.pt"
 EpochCallback = Callable[[int, dict], None]
 
 
@@ -104,12 +107,28 @@ def make_optimizer(params, t: TrainOptions) -> torch.optim.Optimizer:
 
 
 def make_scheduler(opt: torch.optim.Optimizer, t: TrainOptions) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-epoch learning-rate schedule: cosine over all epochs, step decay, or none."""
-    if t.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t.epochs)
-    if t.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=t.step_size, gamma=t.gamma)
-    return None
+    """Per-epoch learning-rate schedule: cosine over all epochs, step decay, or none; with
+    ``warmup_epochs`` w the lr first rises linearly (lr/(w+1), 2 lr/(w+1), ...) and the schedule
+    then spans the remaining epochs."""
+    w = t.warmup_epochs
+    if w == 0:
+        if t.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t.epochs)
+        if t.scheduler == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=t.step_size, gamma=t.gamma)
+        return None
+
+    def factor(epoch: int) -> float:
+        if epoch < w:
+            return (epoch + 1) / (w + 1)
+        e = epoch - w
+        if t.scheduler == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * e / (t.epochs - w)))
+        if t.scheduler == "step":
+            return t.gamma ** (e // t.step_size)
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def seed_everything(seed: int) -> None:
@@ -175,12 +194,15 @@ def _datasets(data: DataConfig, seed: int, rank: int) -> tuple[EventDataset, Eve
 
 def _check_resumable(ck: dict, cfg: TrainConfig, world: int, path: Path) -> None:
     old, new = ck.get("config", {}), cfg.to_dict()
+    defaults = TrainConfig().to_dict()
     diffs = []
     for sec in ("data", "model", "train"):
         for key in sorted(set(old.get(sec, {})) | set(new[sec])):
             if sec == "data" and key == "path":
                 continue  # the same data may have moved
-            a, b = old.get(sec, {}).get(key, "<missing>"), new[sec].get(key, "<missing>")
+            # a key added after the checkpoint was written counts as its default there
+            missing = defaults[sec].get(key, "<missing>") if sec != "model" else "<missing>"
+            a, b = old.get(sec, {}).get(key, missing), new[sec].get(key, "<missing>")
             if a != b:
                 diffs.append(f"{sec}.{key} ({a!r} in the checkpoint, {b!r} now)")
     if diffs:
@@ -243,18 +265,32 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
 
     # One permutation per epoch (seed + epoch), cut into world-size shares: the global batches
     # are the same for any number of processes.
-    sampler = DistributedSampler(train_ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=t_opt.seed)
-    g = torch.Generator().manual_seed(t_opt.seed + d.rank)
-    # Event lists go straight into a fused stack's kernels (no frames read); other models take frames.
     use_events = cfg.data.input == "events" and isinstance(net, Sequential)
+    fit_ds: Any = train_ds.with_sparse(use_events)
+    val_ds, val_idx = None, None
+    if t_opt.val_fraction > 0:
+        fit_idx, val_idx = validation_split(train_ds.labels, t_opt.val_fraction, t_opt.seed,
+                                            getattr(train_ds.reader, "speakers", None))
+        fit_ds = Subset(fit_ds, fit_idx.tolist())
+        val_ds = EventDataset(train_ds.reader, train_ds.transform, seed=t_opt.seed)  # not augmented
+        if d.main:
+            by = "speakers" if getattr(train_ds.reader, "speakers", None) is not None else "class-stratified"
+            print(f"validation: {len(val_idx)} of {len(train_ds)} training samples held out ({by})")
+    sampler = DistributedSampler(fit_ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=t_opt.seed)
+    g = torch.Generator().manual_seed(t_opt.seed + d.rank)
+    # Event lists go straight into a fused stack's kernels (no frames read); other models take
+    # frames. The datasets hand the lists over as their cached nonzeros: no frame is built or scanned.
     collate = events_collate if use_events else pad_collate
-    # ... which the datasets hand over as their cached nonzeros: no frame is built or scanned
-    tl = DataLoader(train_ds.with_sparse(use_events), batch_size=t_opt.batch_size // d.world, sampler=sampler,
-                    collate_fn=collate, generator=g)
-    vl = DataLoader(Subset(test_ds.with_sparse(use_events), range(d.rank, len(test_ds), d.world)),
-                    batch_size=t_opt.eval_batch_size, shuffle=False, collate_fn=collate)
+    tl = DataLoader(fit_ds, batch_size=t_opt.batch_size // d.world, sampler=sampler, collate_fn=collate, generator=g)
+    test_l = _eval_loader(test_ds.with_sparse(use_events), range(len(test_ds)), t_opt.eval_batch_size, collate, d)
+    val_l = None if val_idx is None else _eval_loader(val_ds.with_sparse(use_events), val_idx, t_opt.eval_batch_size,
+                                                      collate, d)
 
     hist: dict[str, list] = {"epoch": [], "loss": [], "train_acc": [], "test_acc": [], "lr": [], "seconds": []}
+    if val_l is not None:
+        hist["val_acc"] = []
+    best = {"epoch": 0, "val_acc": -1.0}         # by validation accuracy; kept in best.pt
+    stopped_early = finished = False
     start, resumed_from = 0, None
     ckpt_path = out / CHECKPOINT_NAME
     if resume and ckpt_path.is_file():
@@ -266,6 +302,11 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
             sched.load_state_dict(ck["scheduler"])
         start = resumed_from = int(ck["epoch"])
         hist = {k: list(v) for k, v in ck["history"].items()}
+        best = dict(ck.get("best", best))
+        stopped_early = bool(ck.get("stopped_early", False))
+        # finished: the end of the run (best model kept, finalised) is in the checkpoint; older
+        # checkpoints without the flag were finalised when they reached their last epoch
+        finished = bool(ck.get("finished", start >= t_opt.epochs and "best" not in ck))
         set_rng_state(ck["rng"][d.rank], g, aug_rng)
         if d.main:
             print(f"resuming {ckpt_path} after epoch {start}")
@@ -274,6 +315,8 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
 
     cm = None
     for ep in range(start, t_opt.epochs):
+        if stopped_early:
+            break
         sampler.set_epoch(ep)
         model.train()
         t0, tot, correct, n = time.time(), 0.0, 0, 0
@@ -284,6 +327,8 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
             loss = lossf(v, y, lengths)
             opt.zero_grad()
             loss.backward()
+            if t_opt.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), t_opt.grad_clip)
             opt.step()
             with torch.no_grad():
                 tot += loss.item() * len(y)
@@ -293,11 +338,22 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
         if sched is not None:
             sched.step()
         tot, correct, n = _all_sum([tot, float(correct), float(n)], d)
-        cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
+        cm = _test_confusion(net, test_l, t_opt.loss, n_classes, d)
         row = {"epoch": ep + 1, "loss": tot / n, "train_acc": correct / n, "test_acc": accuracy_of(cm), "lr": lr,
                "seconds": time.time() - t0}
+        improved = False
+        if val_l is not None:
+            row["val_acc"] = accuracy_of(_test_confusion(net, val_l, t_opt.loss, n_classes, d))
+            improved = row["val_acc"] > best["val_acc"]
+            if improved:
+                best = {"epoch": ep + 1, "val_acc": row["val_acc"]}
+            stopped_early = bool(t_opt.early_stopping) and ep + 1 - best["epoch"] >= t_opt.early_stopping
         for k in hist:
             hist[k].append(row[k])
+        if improved and d.main:  # the weights this epoch was validated with, before model-side schedules move on
+            save_checkpoint(out / BEST_NAME, {"format": 1, "config": cfg.to_dict(), "epoch": ep + 1,
+                                              "val_acc": row["val_acc"], "model": net.state_dict(),
+                                              "n_in": n_in, "n_classes": n_classes})
         if callable(getattr(net, "on_epoch_end", None)):
             net.on_epoch_end(ep + 1)  # model-side schedules (e.g. delays' kernel width); saved with the weights
         rngs = [rng_state(g, aug_rng)]
@@ -305,40 +361,79 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
             rngs = [None] * d.world
             dist.all_gather_object(rngs, rng_state(g, aug_rng))
         if d.main:
-            print(f"epoch {ep + 1}: loss {row['loss']:.3f}  train acc {row['train_acc']:.3f}  "
+            val = f"  val acc {row['val_acc']:.3f}" if "val_acc" in row else ""
+            print(f"epoch {ep + 1}: loss {row['loss']:.3f}  train acc {row['train_acc']:.3f}{val}  "
                   f"test acc {row['test_acc']:.3f}  ({row['seconds']:.1f} s)")
             save_checkpoint(ckpt_path, {
                 "format": 1, "config": cfg.to_dict(), "epoch": ep + 1, "model": net.state_dict(),
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
-                "history": hist, "rng": rngs, "world_size": d.world, "n_in": n_in, "n_classes": n_classes})
+                "history": hist, "rng": rngs, "world_size": d.world, "n_in": n_in, "n_classes": n_classes,
+                "best": best, "stopped_early": stopped_early})
+            if stopped_early:
+                print(f"early stopping: no better validation accuracy for {t_opt.early_stopping} epochs "
+                      f"(best {best['val_acc']:.3f} after epoch {best['epoch']})")
         if d.world > 1:
             dist.barrier()  # the checkpoint exists before any process moves on
         if on_epoch_end is not None:
             on_epoch_end(ep + 1, row)
 
-    finalized = {}
-    if cm is None:  # nothing left to train after a resume: report the checkpoint as it is
-        cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
-    elif callable(getattr(net, "on_train_end", None)):
-        # Model-side finalisation (e.g. rounding learned delays to integer steps, the form the
-        # event core and chips run): evaluate again and keep the finalised model in the checkpoint.
-        finalized["test_accuracy_before_finalize"] = accuracy_of(cm)
-        net.on_train_end()
-        cm = _test_confusion(net, vl, t_opt.loss, n_classes, d)
-        if d.main:
-            print(f"finalised model ({type(net).__name__}.on_train_end): test acc {accuracy_of(cm):.3f} "
-                  f"(before: {finalized['test_accuracy_before_finalize']:.3f})")
-            ck = load_checkpoint(ckpt_path)
-            ck["model"] = net.state_dict()
+    finalized: dict[str, Any] = {}
+    last = hist["epoch"][-1] if hist["epoch"] else 0
+    if finished:  # a finished run resumed: report the checkpoint's model as it is
+        cm = _test_confusion(net, test_l, t_opt.loss, n_classes, d)
+    else:
+        if val_l is not None and best["epoch"] and best["epoch"] != last:
+            # keep the model of the best validation epoch, not the last one
+            net.load_state_dict(load_checkpoint(out / BEST_NAME)["model"])
+            cm = None
+            if d.main:
+                print(f"kept the model of epoch {best['epoch']} (best validation accuracy {best['val_acc']:.3f})")
+        if cm is None:  # the last epoch's test confusion is not that of the model kept
+            cm = _test_confusion(net, test_l, t_opt.loss, n_classes, d)
+        if callable(getattr(net, "on_train_end", None)):
+            # Model-side finalisation (e.g. rounding learned delays to integer steps, the form the
+            # event core and chips run): evaluate again and keep the finalised model in the checkpoint.
+            finalized["test_accuracy_before_finalize"] = accuracy_of(cm)
+            net.on_train_end()
+            cm = _test_confusion(net, test_l, t_opt.loss, n_classes, d)
+            if d.main:
+                print(f"finalised model ({type(net).__name__}.on_train_end): test acc {accuracy_of(cm):.3f} "
+                      f"(before: {finalized['test_accuracy_before_finalize']:.3f})")
+        if d.main and last:
+            ck = load_checkpoint(ckpt_path)  # the model to use; optimizer and RNG state stay the last epoch's
+            ck["model"], ck["finished"] = net.state_dict(), True
+            ck["model_epoch"] = best["epoch"] if val_l is not None and best["epoch"] else last
             save_checkpoint(ckpt_path, ck)
+        if d.world > 1:
+            dist.barrier()
+    summary = _summary(hist, best if val_l is not None else None, accuracy_of(cm))
     metrics = {"config": cfg.to_dict(), "history": hist, "test_accuracy": accuracy_of(cm), "confusion": cm.tolist(),
-               "n_classes": n_classes, "world_size": d.world, "resumed_from_epoch": resumed_from, **finalized}
+               "n_classes": n_classes, "world_size": d.world, "resumed_from_epoch": resumed_from, **summary,
+               **finalized}
     if d.main:
         _write_json(out / "metrics.json", metrics)
         if plots:
             from .plots import plot_run
             plot_run(hist, net, test_ds, cm, out, dt_ms=cfg.dt_ms)
     return {**metrics, "rank": d.rank}
+
+
+def _eval_loader(ds: Any, indices: Any, batch_size: int, collate: Callable, d: _Dist) -> DataLoader:
+    """This process's share of ``ds[indices]``, in order (metrics are summed over processes)."""
+    idx = list(indices)
+    return DataLoader(Subset(ds, idx[d.rank::d.world]), batch_size=batch_size, shuffle=False, collate_fn=collate)
+
+
+def _summary(hist: dict, best: dict | None, test_acc: float) -> dict:
+    """Train / val / test accuracy of the model kept (the best validation epoch, or the last)."""
+    if not hist["epoch"]:
+        return {}
+    i = hist["epoch"].index(best["epoch"]) if best is not None and best["epoch"] in hist["epoch"] else -1
+    out = {"train_accuracy": hist["train_acc"][i], "model_epoch": hist["epoch"][i],
+           "epochs_trained": hist["epoch"][-1]}
+    if best is not None:
+        out["val_accuracy"] = hist["val_acc"][i]
+    return out
 
 
 def _test_confusion(net: nn.Module, loader: DataLoader, loss: str, n_classes: int, d: _Dist) -> np.ndarray:
