@@ -25,6 +25,8 @@ from .transforms import (
     pool_channels,
     pooled_size,
     time_jitter,
+    time_shift,
+    time_stretch,
     to_frames,
 )
 
@@ -34,6 +36,6 @@ __all__ = [
     "read_nmnist_bin", "write_nmnist_bin", "decode_nmnist_bytes", "encode_nmnist_bytes",
     "NMNISTFolder", "NMNIST_SENSOR", "NMNIST_CLASSES", "MAX_TIMESTAMP_US",
     "to_frames", "crop_time", "pool_channels", "pooled_size", "channel_shift", "channel_jitter",
-    "time_jitter", "drop_events", "SHDAugment", "ToFrames",
+    "time_jitter", "time_shift", "time_stretch", "drop_events", "SHDAugment", "ToFrames",
     "EventDataset", "EventReader", "SparseFrames", "pad_collate", "events_collate", "load_dataset",
 ]

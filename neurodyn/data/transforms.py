@@ -1,4 +1,5 @@
-"""Event transforms: binning to dense frames, time crop, channel pooling, SHD augmentation.
+"""Event transforms: binning to dense frames, time crop, channel pooling, augmentation (time
+shift / stretch / jitter, channel shift / jitter, event drop).
 
 All functions take and return the structured event arrays of ``events.py`` (times in
 integer microseconds) except ``to_frames``, which returns dense float32 counts. Binning is
@@ -170,6 +171,36 @@ def time_jitter(events: np.ndarray, std_us: float, rng: np.random.Generator) -> 
     return sort_by_time(out)
 
 
+def time_shift(events: np.ndarray, max_shift_us: float, rng: np.random.Generator) -> np.ndarray:
+    """Move the whole sample by one random offset in [-max_shift_us, max_shift_us] us (rounded to
+    whole us); events pushed before t = 0 are dropped. The order of events is kept."""
+    check_events(events)
+    if max_shift_us < 0 or not math.isfinite(max_shift_us):
+        raise ConfigError(f"max_shift_us must be a finite number >= 0, got {max_shift_us}")
+    if max_shift_us == 0 or events.size == 0:
+        return events.copy()
+    shift = int(np.rint(rng.uniform(-max_shift_us, max_shift_us)))
+    t = events["t"].astype(np.int64) + shift
+    out = events[t >= 0].copy()
+    out["t"] = t[t >= 0]
+    return out
+
+
+def time_stretch(events: np.ndarray, max_stretch: float, rng: np.random.Generator) -> np.ndarray:
+    """Speak faster or slower: every time is scaled by one factor s, log-uniform in
+    [1 / (1 + max_stretch), 1 + max_stretch], and rounded to whole us (t -> round(s t))."""
+    check_events(events)
+    if max_stretch < 0 or not math.isfinite(max_stretch):
+        raise ConfigError(f"max_stretch must be a finite number >= 0, got {max_stretch}")
+    if max_stretch == 0 or events.size == 0:
+        return events.copy()
+    hi = math.log1p(max_stretch)
+    s = math.exp(rng.uniform(-hi, hi))
+    out = events.copy()
+    out["t"] = np.rint(events["t"].astype(np.float64) * s).astype(out["t"].dtype)
+    return out  # a monotone map keeps the time order
+
+
 def drop_events(events: np.ndarray, p_drop: float, rng: np.random.Generator) -> np.ndarray:
     """Drop each event independently with probability ``p_drop``."""
     check_events(events)
@@ -180,9 +211,12 @@ def drop_events(events: np.ndarray, p_drop: float, rng: np.random.Generator) -> 
 
 @dataclass(frozen=True)
 class SHDAugment:
-    """Random SHD augmentation: channel shift, per-spike channel jitter, time jitter, drop.
+    """Random SHD augmentation, in this order: time stretch, time shift, channel shift, per-spike
+    channel jitter, per-spike time jitter, event drop.
 
-    ``aug(events, rng) -> events``; parameters in channels and microseconds; 0 disables a part.
+    ``aug(events, rng) -> events``; parameters in channels and microseconds (``max_stretch``:
+    the largest relative change of speaking rate, e.g. 0.1 for 1/1.1..1.1); 0 disables a part.
+    The defaults (channel shift 20, jitter 1 channel and 1 ms) are those of ``data.augment = true``.
     """
 
     n_channels: int = 700
@@ -190,9 +224,16 @@ class SHDAugment:
     channel_sigma: float = 1.0
     time_std_us: float = 1000.0
     p_drop: float = 0.0
+    max_time_shift_us: float = 0.0
+    max_stretch: float = 0.0
 
     def __call__(self, events: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = channel_shift(events, self.max_shift, self.n_channels, rng)
+        out = events
+        if self.max_stretch > 0:
+            out = time_stretch(out, self.max_stretch, rng)
+        if self.max_time_shift_us > 0:
+            out = time_shift(out, self.max_time_shift_us, rng)
+        out = channel_shift(out, self.max_shift, self.n_channels, rng)
         out = channel_jitter(out, self.channel_sigma, self.n_channels, rng)
         out = time_jitter(out, self.time_std_us, rng)
         if self.p_drop > 0:
@@ -243,6 +284,8 @@ __all__ = [
     "channel_shift",
     "channel_jitter",
     "time_jitter",
+    "time_shift",
+    "time_stretch",
     "drop_events",
     "SHDAugment",
     "ToFrames",

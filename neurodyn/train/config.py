@@ -50,7 +50,13 @@ class DataConfig:
     path: str = ""              # SHD folder / *train*.h5 file, or N-MNIST root
     bin_us: int = 10_000        # frame width, microseconds (dt of the network = bin_us / 1000 ms)
     channel_pool: int = 1       # sum this many neighbouring channels (pixels) into one
-    augment: bool = False       # SHD only: channel shift/jitter and time jitter on the training split
+    augment: bool = False       # SHD only: augment the training split with the aug_* settings below
+    aug_channel_shift: int = 20         # whole sample moved by up to this many channels
+    aug_channel_jitter: float = 1.0     # each spike moved by N(0, this^2) channels
+    aug_time_jitter_us: float = 1000.0  # each spike moved by N(0, this^2) us
+    aug_time_shift_us: float = 0.0      # whole sample moved by up to this many us
+    aug_time_stretch: float = 0.0       # speaking rate changed by a factor up to 1 + this (or its inverse)
+    aug_drop: float = 0.0               # share of spikes dropped
     input: str = "events"       # batches as event lists (core.Events; models that are not an ndn.Sequential
                                 # get frames) or as padded frames [T, B, ...]: the same numbers either way
 
@@ -60,6 +66,8 @@ class TrainOptions:
     """``[train]``: loss, optimizer, schedule, seed and batch sizes."""
 
     epochs: int = 6
+    steps: int = 0              # > 0: a budget of optimizer steps; the epochs are then chosen from the data
+                                # size (ceil(steps / batches per epoch)) and ``epochs`` is not used
     batch_size: int = 32        # global: split evenly over the processes under torchrun
     lr: float = 5e-3
     weight_decay: float = 0.0
@@ -124,6 +132,12 @@ class TrainConfig:
         _check_type("out", self.out, str)
         d, t = self.data, self.train
         for key, ok in (("data.bin_us", d.bin_us >= 1), ("data.channel_pool", d.channel_pool >= 1),
+                        ("data.aug_channel_shift", d.aug_channel_shift >= 0),
+                        ("data.aug_channel_jitter", 0 <= d.aug_channel_jitter < math.inf),
+                        ("data.aug_time_jitter_us", 0 <= d.aug_time_jitter_us < math.inf),
+                        ("data.aug_time_shift_us", 0 <= d.aug_time_shift_us < math.inf),
+                        ("data.aug_time_stretch", 0 <= d.aug_time_stretch < math.inf),
+                        ("data.aug_drop", 0 <= d.aug_drop <= 1),
                         ("train.epochs", t.epochs >= 1), ("train.batch_size", t.batch_size >= 1),
                         ("train.eval_batch_size", t.eval_batch_size >= 1), ("train.step_size", t.step_size >= 1),
                         ("train.lr", t.lr > 0 and math.isfinite(t.lr)),
@@ -132,7 +146,8 @@ class TrainConfig:
                         ("train.val_fraction", 0 <= t.val_fraction < 1),
                         ("train.early_stopping", t.early_stopping >= 0),
                         ("train.grad_clip", t.grad_clip >= 0 and math.isfinite(t.grad_clip)),
-                        ("train.warmup_epochs", 0 <= t.warmup_epochs < t.epochs)):
+                        ("train.steps", t.steps >= 0),
+                        ("train.warmup_epochs", 0 <= t.warmup_epochs and (t.steps or t.warmup_epochs < t.epochs))):
             if not ok:
                 value = _get(self.to_dict(), key)
                 raise ConfigError(f"{key} = {value!r} is out of range")

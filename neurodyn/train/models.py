@@ -137,12 +137,14 @@ def build_model(model_cfg: Mapping[str, Any], n_in: int, n_classes: int, dt_ms: 
 
 def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str = "lif", tau_mem: float = 20.0,
                 tau_out: float = 20.0, dt: float = 1.0, dropout: float = 0.0, recurrent: bool = False,
-                surrogate: str = "atan", backend: str = "auto", readout: str = "li") -> ndn.Sequential:
+                surrogate: str = "atan", backend: str = "auto", readout: str = "li",
+                learn_tau: bool = False) -> ndn.Sequential:
     """x [T, B, in_features] -> readout [T, B, n_classes].
 
     Hidden layers: Linear (event-driven on sparse input) + neuron ('lif', 'cuba', 'alif');
     time constants in ms at step dt ms.  ``readout='li'``: leaky-integrator membrane;
     ``'lif'``: output spikes (for spike-count losses).  Runs unchanged in ``core.Network``.
+    ``learn_tau``: the hidden neurons' time constants are trained (per neuron).
     Returns a ``neurodyn.nn.Sequential``: without recurrence, training runs the fused stack
     kernels (``nn.fused_stack``, dropout included); with it, the modules one by one.
     """
@@ -157,7 +159,9 @@ def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str
     layers: list[nn.Module] = []
     n = in_features
     for h in hidden:
-        kw = dict(tau_mem=tau_mem, dt=dt, surrogate=surrogate, backend=backend, learn_tau=False)
+        kw = dict(tau_mem=tau_mem, dt=dt, surrogate=surrogate, backend=backend, learn_tau=learn_tau)
+        if learn_tau:  # learned time constants are one per neuron (a scalar would be one per layer)
+            kw["size"] = h
         nrn = ndn.make_neuron(neuron, **kw)
         if recurrent:
             layers.append(ndn.Recurrent(n, h, nrn))
@@ -175,13 +179,14 @@ def spiking_mlp(in_features: int, hidden: list[int], n_classes: int, neuron: str
 
 
 MLP_DEFAULTS: dict[str, Any] = {"hidden": [128], "neuron": "lif", "tau_mem": 20.0, "tau_out": 20.0, "dropout": 0.1,
-                                "recurrent": False, "surrogate": "atan", "readout": "li"}
+                                "recurrent": False, "surrogate": "atan", "readout": "li", "learn_tau": False}
 
 
 def _build_mlp(n_in: int, n_classes: int, cfg: dict, dt_ms: float, backend: str) -> nn.Module:
     return spiking_mlp(n_in, list(cfg["hidden"]), n_classes, neuron=cfg["neuron"], tau_mem=cfg["tau_mem"],
                        tau_out=cfg["tau_out"], dt=dt_ms, dropout=cfg["dropout"], recurrent=cfg["recurrent"],
-                       surrogate=cfg["surrogate"], backend=backend, readout=cfg["readout"])
+                       surrogate=cfg["surrogate"], backend=backend, readout=cfg["readout"],
+                       learn_tau=cfg["learn_tau"])
 
 
 register_model("mlp", _build_mlp, MLP_DEFAULTS)

@@ -19,6 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,10 @@ from ..nn.sequential import Sequential
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import DataConfig, TrainConfig, TrainOptions, write_config
 from .losses import class_scores, loss_fn, readout_logits
-from .models import build_model
+from .models import build_model, model_spec
 
 __all__ = ["BEST_NAME", "CHECKPOINT_NAME", "DataConfig", "TrainConfig", "TrainOptions", "confusion_counts", "confusion_matrix",
-           "evaluate", "make_optimizer", "make_scheduler", "readout_logits", "train"]
+           "evaluate", "make_optimizer", "make_scheduler", "readout_logits", "run_epochs", "train"]
 
 CHECKPOINT_NAME = "model.pt"
 BEST_NAME = "best.pt"
@@ -131,6 +132,19 @@ def make_scheduler(opt: torch.optim.Optimizer, t: TrainOptions) -> torch.optim.l
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def run_epochs(t: TrainOptions, steps_per_epoch: int) -> TrainOptions:
+    """``t`` with the number of epochs the run makes: ``t.epochs``, or with a step budget
+    (``t.steps`` > 0) ceil(steps / steps_per_epoch), so that a small data set is not
+    under-trained by an epoch count chosen for a large one."""
+    if not t.steps:
+        return t
+    epochs = max(1, -(-t.steps // max(1, steps_per_epoch)))
+    if t.warmup_epochs >= epochs:
+        raise ConfigError(f"train.warmup_epochs = {t.warmup_epochs} leaves no epoch of the {epochs} that "
+                          f"train.steps = {t.steps} gives at {steps_per_epoch} steps per epoch")
+    return dataclasses.replace(t, epochs=epochs)
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch, numpy's global generator and Python's ``random``."""
     import random
@@ -188,7 +202,10 @@ def _datasets(data: DataConfig, seed: int, rank: int) -> tuple[EventDataset, Eve
     if not isinstance(train_ds.reader, SHDFile):
         raise ConfigError(f"data.augment = true is SHD augmentation; {data.path} is not SHD/SSC-format data")
     rng = np.random.default_rng([seed, rank])
-    aug = _OwnRngAugment(SHDAugment(n_channels=SHD_CHANNELS), rng)
+    aug = _OwnRngAugment(SHDAugment(n_channels=SHD_CHANNELS, max_shift=data.aug_channel_shift,
+                                    channel_sigma=data.aug_channel_jitter, time_std_us=data.aug_time_jitter_us,
+                                    p_drop=data.aug_drop, max_time_shift_us=data.aug_time_shift_us,
+                                    max_stretch=data.aug_time_stretch), rng)
     return EventDataset(train_ds.reader, train_ds.transform, augment=aug, seed=seed), test_ds, rng
 
 
@@ -201,7 +218,11 @@ def _check_resumable(ck: dict, cfg: TrainConfig, world: int, path: Path) -> None
             if sec == "data" and key == "path":
                 continue  # the same data may have moved
             # a key added after the checkpoint was written counts as its default there
-            missing = defaults[sec].get(key, "<missing>") if sec != "model" else "<missing>"
+            if sec == "model":
+                same_kind = old.get("model", {}).get("kind") == new["model"].get("kind")
+                missing = model_spec(new["model"]["kind"]).defaults.get(key, "<missing>") if same_kind else "<missing>"
+            else:
+                missing = defaults[sec].get(key, "<missing>")
             a, b = old.get(sec, {}).get(key, missing), new[sec].get(key, "<missing>")
             if a != b:
                 diffs.append(f"{sec}.{key} ({a!r} in the checkpoint, {b!r} now)")
@@ -260,7 +281,6 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     if d.world > 1:
         model = nn.parallel.DistributedDataParallel(net)  # broadcasts rank 0's initial weights
     opt = make_optimizer(net.parameters(), t_opt)
-    sched = make_scheduler(opt, t_opt)
     lossf = loss_fn(t_opt.loss)
 
     # One permutation per epoch (seed + epoch), cut into world-size shares: the global batches
@@ -282,6 +302,10 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     # frames. The datasets hand the lists over as their cached nonzeros: no frame is built or scanned.
     collate = events_collate if use_events else pad_collate
     tl = DataLoader(fit_ds, batch_size=t_opt.batch_size // d.world, sampler=sampler, collate_fn=collate, generator=g)
+    t_opt = run_epochs(t_opt, len(tl))
+    if d.main and cfg.train.steps:
+        print(f"{t_opt.epochs} epochs of {len(tl)} steps for a budget of {cfg.train.steps} steps")
+    sched = make_scheduler(opt, t_opt)
     test_l = _eval_loader(test_ds.with_sparse(use_events), range(len(test_ds)), t_opt.eval_batch_size, collate, d)
     val_l = None if val_idx is None else _eval_loader(val_ds.with_sparse(use_events), val_idx, t_opt.eval_batch_size,
                                                       collate, d)

@@ -125,8 +125,11 @@ def test_accuracy_on_user_data(results, tmp_path):
     data = _write_tiny_shd(tmp_path / "shd")
     accuracy.main(["--quick", "--data", str(data)])
     rows = _table(results, "accuracy")
-    assert len(rows) == 1 and rows[0]["data"] == "SHD" and rows[0]["epochs"] == "1"
-    assert 0.0 <= float(rows[0]["test_accuracy"]) <= 1.0 and float(rows[0]["chance"]) == 0.5
+    recipes = [name for name, _ in accuracy.RECIPES["SHD"] if (accuracy.CONFIG_DIR / name).is_file()]
+    assert [r["config"] for r in rows] == recipes and len(recipes) >= 3   # every SHD recipe, one row each
+    for r in rows:
+        assert r["data"] == "SHD" and r["epochs"] == "1" and float(r["chance"]) == 0.5
+        assert 0.0 <= float(r["test_accuracy"]) <= 1.0 and 0.0 <= float(r["linear_test_accuracy"]) <= 1.0
     assert (results / "accuracy.png").stat().st_size > 1000
 
 

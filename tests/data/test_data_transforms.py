@@ -14,7 +14,10 @@ from neurodyn.data import (
     make_events,
     pool_channels,
     pooled_size,
+    drop_events,
     time_jitter,
+    time_shift,
+    time_stretch,
     to_frames,
 )
 from neurodyn.errors import ConfigError, ShapeError
@@ -145,3 +148,65 @@ def test_shd_augment_is_reproducible():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert 350 < a.size < 500 and a["x"].max() < 700
+
+
+class _Fixed:
+    """A stand-in generator whose draws are given: uniform() returns ``u`` (a point of its range)."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def uniform(self, lo: float, hi: float) -> float:
+        return lo + self.u * (hi - lo)
+
+
+def test_time_shift_by_hand():
+    ev = make_events(np.array([0, 400, 1000, 2500]), np.array([3, 1, 0, 2]))
+    later = time_shift(ev, 1000.0, _Fixed(0.75))          # +500 us
+    np.testing.assert_array_equal(later["t"], [500, 900, 1500, 3000])
+    np.testing.assert_array_equal(later["x"], [3, 1, 0, 2])
+    earlier = time_shift(ev, 1000.0, _Fixed(0.0))         # -1000 us: the first two events fall before 0
+    np.testing.assert_array_equal(earlier["t"], [0, 1500])
+    np.testing.assert_array_equal(earlier["x"], [0, 2])
+    np.testing.assert_array_equal(time_shift(ev, 0.0, _Fixed(0.3)), ev)
+
+
+def test_time_stretch_by_hand():
+    ev = make_events(np.array([0, 100, 1000, 2501]), np.array([3, 1, 0, 2]))
+    # u = 1: factor 1 + max_stretch = 1.5; u = 0: its inverse 1/1.5; u = 0.5: 1
+    np.testing.assert_array_equal(time_stretch(ev, 0.5, _Fixed(1.0))["t"], [0, 150, 1500, 3752])
+    np.testing.assert_array_equal(time_stretch(ev, 0.5, _Fixed(0.0))["t"], [0, 67, 667, 1667])
+    np.testing.assert_array_equal(time_stretch(ev, 0.5, _Fixed(0.5))["t"], ev["t"])
+    np.testing.assert_array_equal(time_stretch(ev, 0.5, _Fixed(1.0))["x"], ev["x"])
+    factors = [time_stretch(make_events(np.array([10**6]), np.array([0])), 0.2, np.random.default_rng(s))["t"][0] / 1e6
+               for s in range(200)]
+    assert min(factors) >= 1 / 1.2 - 1e-6 and max(factors) <= 1.2 + 1e-6 and min(factors) < 0.9 < 1.1 < max(factors)
+
+
+def test_drop_events_by_hand():
+    ev = make_events(np.arange(6) * 10, np.arange(6))
+
+    class Draws:
+        def random(self, n):
+            return np.array([0.1, 0.9, 0.5, 0.29, 0.31, 0.0])[:n]
+
+    np.testing.assert_array_equal(drop_events(ev, 0.3, Draws())["x"], [1, 2, 4])
+    with pytest.raises(ConfigError, match="p_drop"):
+        drop_events(ev, 1.5, Draws())
+
+
+@pytest.mark.parametrize("fn, arg", [(time_shift, -1.0), (time_stretch, -0.1), (time_stretch, float("nan"))])
+def test_time_augmentations_reject_bad_ranges(fn, arg):
+    with pytest.raises(ConfigError):
+        fn(EV, arg, np.random.default_rng(0))
+
+
+def test_shd_augment_time_parts_keep_time_order_and_range():
+    rng = np.random.default_rng(0)
+    ev = make_events(np.sort(rng.integers(0, 10**6, 500)), rng.integers(0, 700, 500))
+    aug = SHDAugment(max_shift=0, channel_sigma=0.0, time_std_us=0.0, max_time_shift_us=50_000.0, max_stretch=0.2)
+    for seed in range(20):
+        out = aug(ev, np.random.default_rng(seed))
+        assert np.all(np.diff(out["t"]) >= 0) and out["t"].min() >= 0
+        np.testing.assert_array_equal(out["x"], ev["x"][ev.size - out.size:])  # only the earliest can drop
+        assert out["t"].max() <= 1.2 * ev["t"].max() + 50_000 + 1

@@ -152,6 +152,20 @@ def test_mlp_kind_builds_what_the_config_says():
         build_model({"kind": "mlp", "readout": "softmax"}, 4, 3, 1.0)
 
 
+@pytest.mark.parametrize("neuron, taus", [("lif", ["tau_mem"]), ("alif", ["tau_mem", "tau_adapt"]),
+                                          ("cuba", ["tau_mem", "tau_syn"])])
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_mlp_learns_one_time_constant_per_neuron(neuron, taus, recurrent):
+    m = build_model({"kind": "mlp", "hidden": [6, 5], "neuron": neuron, "recurrent": recurrent, "learn_tau": True,
+                     "tau_mem": 15.0}, 4, 3, 1.0, "torch")
+    learned = {n: p for n, p in m.named_parameters() if n.rsplit(".", 1)[-1].startswith("tau")}
+    assert sorted({n.rsplit(".", 1)[-1] for n in learned}) == sorted(taus)
+    assert sorted(p.shape[0] for p in learned.values() if p.shape) == sorted([6] * len(taus) + [5] * len(taus))
+    assert all(torch.all(p == 15.0) for n, p in learned.items() if n.endswith("tau_mem"))
+    fixed = build_model({"kind": "mlp", "hidden": [6], "neuron": neuron}, 4, 3, 1.0, "torch")
+    assert not any("tau" in n for n, _ in fixed.named_parameters())
+
+
 def test_dump_toml_rejects_unwritable_values():
     with pytest.raises(ConfigError, match="cannot write"):
         dump_toml({"model": {"x": None}})

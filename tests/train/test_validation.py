@@ -126,7 +126,39 @@ def test_grad_clip_bounds_the_update(tiny_shd, tmp_path, breaking_kind):
     ({"grad_clip": -1.0}, "train.grad_clip"),
     ({"warmup_epochs": 6, "epochs": 6}, "train.warmup_epochs"),
     ({"early_stopping": -1, "val_fraction": 0.1}, "train.early_stopping"),
+    ({"steps": -5}, "train.steps"),
 ])
 def test_bad_validation_settings_are_named(kw, match):
     with pytest.raises(ConfigError, match=match):
         TrainConfig(train=kw)
+
+
+def test_a_step_budget_chooses_the_epochs_from_the_data_size(tiny_shd, tmp_path, breaking_kind):
+    """24 training samples in batches of 6 (18 after the validation split: 3 steps per epoch)."""
+    m = train(_cfg(tiny_shd, tmp_path / "a", early_stopping=0, val_fraction=0.0, steps=10, epochs=1), plots=False)
+    assert m["history"]["epoch"] == [1, 2, 3]                      # ceil(10 / 4) epochs of 4 steps
+    steps = {int(s["step"]) for s in load_checkpoint(tmp_path / "a" / "model.pt")["optimizer"]["state"].values()}
+    assert steps == {12}
+    m = train(_cfg(tiny_shd, tmp_path / "b", early_stopping=0, steps=7, warmup_epochs=1), plots=False)
+    assert m["history"]["epoch"] == [1, 2, 3]                      # ceil(7 / 3)
+    assert m["history"]["lr"][:2] == pytest.approx([0.05 / 2, 0.05])  # warm-up, then the cosine over 2 epochs
+    with pytest.raises(ConfigError, match="train.warmup_epochs = 3 leaves no epoch"):
+        train(_cfg(tiny_shd, tmp_path / "c", early_stopping=0, val_fraction=0.0, steps=8, warmup_epochs=3), plots=False)
+
+
+def test_augmentation_settings_reach_the_training_split(tiny_shd):
+    from neurodyn.train.config import DataConfig
+    from neurodyn.train.trainer import _datasets
+    data = DataConfig(path=str(tiny_shd), augment=True, aug_channel_shift=3, aug_time_stretch=0.1, aug_drop=0.2,
+                      aug_time_shift_us=5000.0)
+    train_ds, test_ds, rng = _datasets(data, seed=0, rank=0)
+    aug = train_ds.augment.aug
+    assert (aug.max_shift, aug.max_stretch, aug.p_drop, aug.max_time_shift_us) == (3, 0.1, 0.2, 5000.0)
+    assert test_ds.augment is None and rng is not None
+
+
+@pytest.mark.parametrize("key, value", [("aug_drop", 1.5), ("aug_time_stretch", -0.1), ("aug_channel_shift", -1),
+                                        ("aug_time_shift_us", float("inf"))])
+def test_bad_augmentation_settings_are_named(key, value):
+    with pytest.raises(ConfigError, match=f"data.{key}"):
+        TrainConfig(data={"path": "x", key: value})
