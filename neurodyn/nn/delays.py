@@ -22,7 +22,8 @@ from torch import nn
 
 from ..errors import ConfigError, ShapeError
 from ..kernels.delay_buffer import propagate_delayed
-from ..kernels.delay_conv import delay_conv
+from ..kernels.delay_conv import delay_conv_torch
+from ..kernels.delay_window import TAP_TOL, spread_delay_linear
 
 
 def gaussian_taps(delay: torch.Tensor, sigma: float, max_delay: int) -> torch.Tensor:
@@ -71,7 +72,9 @@ class DelayedLinear(nn.Module):
     than the weights at one learning rate (the paper trains positions with a 100x larger
     rate).  ``event``: 'auto' trains through the event-driven Numba convolution on CPU when at
     most ``max_density`` of the input is nonzero (0.3: the measured break-even with the dense
-    torch path is ~0.35 at 256 x 256 synapses, 26 taps) and, once rounded, infers (no grad)
+    torch path is ~0.35 at 256 x 256 synapses, 26 taps; ``kernels.delay_window``: taps and
+    their gradients fused into the kernels, each synapse's taps cut to the window where they
+    are not below float resolution, which narrows as sigma decays) and, once rounded, infers (no grad)
     through the Numba ring buffers (faster than dense shift-and-add at any density measured, up
     to 0.5); True forces the Numba paths, False the torch paths.
 
@@ -161,8 +164,20 @@ class DelayedLinear(nn.Module):
         else:
             if self.training:
                 self.clamp_delays_()
-            y = delay_conv(x, self.kernel(), event=self.event, max_density=self.max_density)
+            if self._use_events(x):
+                y = spread_delay_linear(x, self.weight, self.delay.clamp(0, self.max_delay), self.sigma,
+                                        self.max_delay)
+            else:
+                y = delay_conv_torch(x, self.kernel())  # the reference
         return y + self.bias if self.bias is not None else y
+
+    def _use_events(self, x: torch.Tensor) -> bool:
+        if self.event is False or x.device.type != "cpu" or x.dtype not in TAP_TOL:
+            return False
+        if x.dtype != self.weight.dtype or self.weight.device.type != "cpu":
+            return False
+        return self.event is True or (x.numel() > 0 and
+                                      torch.count_nonzero(x).item() <= self.max_density * x.numel())
 
     def get_extra_state(self) -> dict:
         # sigma and the rounded flag travel with state_dict (checkpoints, resume).
