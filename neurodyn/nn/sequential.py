@@ -93,7 +93,7 @@ class Sequential(nn.Sequential):
         why = plan
         if self.fused is True and why != "fused=False":
             raise ConfigError(f"fused=True but this stack cannot run fused: {why}")
-        if isinstance(x, Events):  # the modules take frames
+        if isinstance(x, Events) and not getattr(self[0], "takes_events", False):  # the modules take frames
             if x.n_channels != getattr(self[0], "in_features", x.n_channels):
                 raise ShapeError(f"the events have {x.n_channels} channels, {type(self[0]).__name__} "
                                  f"takes {self[0].in_features}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from .. import nn as ndn
@@ -190,3 +192,76 @@ def _build_mlp(n_in: int, n_classes: int, cfg: dict, dt_ms: float, backend: str)
 
 
 register_model("mlp", _build_mlp, MLP_DEFAULTS)
+
+
+def conv_snn(in_features: int, n_classes: int, channels: list[int], kernel: int = 5, pool: int = 2,
+             in_channels: int = 2, neuron: str = "lif", tau_mem: float = 20.0, tau_out: float = 20.0, dt: float = 1.0,
+             dropout: float = 0.0, surrogate: str = "atan", backend: str = "auto", readout: str = "li",
+             pool_kind: str = "avg") -> ndn.Sequential:
+    """x [T, B, in_features] (flattened square frames of ``in_channels``, e.g. N-MNIST's
+    2 x 34 x 34; or ``core.Events`` of them) -> readout [T, B, n_classes].
+
+    Per entry of ``channels``: Conv2d (``kernel`` x ``kernel``, stride 1, no padding; event-driven
+    on sparse input) + neuron + ``pool`` x ``pool`` pooling ('avg' or 'sum'); then Flatten,
+    Linear and the readout ('li': membrane, 'lif': spikes).  Time constants in ms at step dt ms.
+    """
+    if not channels or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in channels):
+        raise ConfigError(f"conv channels must be a non-empty list of positive integers, got {channels!r}")
+    if kernel < 1 or pool < 1:
+        raise ConfigError(f"kernel and pool must be >= 1, got kernel={kernel}, pool={pool}")
+    if readout not in ("li", "lif"):
+        raise ConfigError(f"unknown readout '{readout}'; choose 'li' (membrane) or 'lif' (spikes)")
+    if pool_kind not in ("avg", "sum"):
+        raise ConfigError(f"unknown pool_kind '{pool_kind}'; choose 'avg' or 'sum'")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+    side = round((in_features / in_channels) ** 0.5) if in_features % in_channels == 0 else 0
+    if side * side * in_channels != in_features:
+        raise ConfigError(f"conv model: {in_features} inputs are not {in_channels} square frames")
+    pool_cls = ndn.AvgPool2d if pool_kind == "avg" else ndn.SumPool2d
+    layers: list[nn.Module] = []
+    c_in, size = in_channels, side
+    for c in channels:
+        if size - kernel + 1 < max(1, pool):
+            raise ConfigError(f"conv model: a {size}x{size} map is too small for a {kernel}x{kernel} kernel "
+                              f"and {pool}x{pool} pooling (channels {channels})")
+        layers += [ndn.Conv2d(c_in, c, kernel, input_size=(size, size) if not layers else None),
+                   ndn.make_neuron(neuron, tau_mem=tau_mem, dt=dt, surrogate=surrogate, backend=backend)]
+        size = size - kernel + 1
+        if pool > 1:
+            layers.append(pool_cls(pool))
+            size //= pool
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        c_in = c
+    layers += [ndn.Flatten(), ndn.Linear(c_in * size * size, n_classes)]
+    if readout == "li":
+        layers.append(ndn.LI(tau_mem=tau_out, dt=dt, backend=backend))
+    else:
+        layers.append(ndn.LIF(tau_mem=tau_out, dt=dt, surrogate=surrogate, backend=backend))
+    # torch's default init leaves sparse-input convolutions silent (no spikes, no gradient):
+    # Gaussian weights scaled so that a neuron's summed input has the same spread whatever its
+    # fan-in, for ~5% input activity and ~10% hidden activity (hidden layers then fire in ~10% of steps)
+    activity = 0.05
+    with torch.no_grad():
+        for m in layers:
+            if isinstance(m, ndn.Conv2d):
+                m.weight.normal_(0.0, 2.0 / math.sqrt(m.weight[0].numel() * activity))
+                m.bias.zero_()
+                activity = 0.1
+    return ndn.Sequential(*layers)
+
+
+CONV_DEFAULTS: dict[str, Any] = {"channels": [12, 32], "kernel": 5, "pool": 2, "pool_kind": "avg", "in_channels": 2,
+                                 "neuron": "lif", "tau_mem": 20.0, "tau_out": 20.0, "dropout": 0.0,
+                                 "surrogate": "atan", "readout": "li"}
+
+
+def _build_conv(n_in: int, n_classes: int, cfg: dict, dt_ms: float, backend: str) -> nn.Module:
+    return conv_snn(n_in, n_classes, list(cfg["channels"]), kernel=cfg["kernel"], pool=cfg["pool"],
+                    in_channels=cfg["in_channels"], neuron=cfg["neuron"], tau_mem=cfg["tau_mem"],
+                    tau_out=cfg["tau_out"], dt=dt_ms, dropout=cfg["dropout"], surrogate=cfg["surrogate"],
+                    backend=backend, readout=cfg["readout"], pool_kind=cfg["pool_kind"])
+
+
+register_model("conv", _build_conv, CONV_DEFAULTS)
