@@ -149,11 +149,17 @@ def _neuron_node(l: _IRLayer, dt: float, integration: str):
                        w_in=1.0 / (1.0 - a), **common)
 
 
-def to_nir(obj, dt: float | None = None, integration: str | None = None):
+def to_nir(obj, dt: float | None = None, integration: str | None = None,
+           input_shape: tuple[int, int, int] | None = None):
     """NIR graph of a network: an nn.Sequential (dt and integration read from its neurons),
     a core.Network (pass ``dt`` ms and ``integration``) or a QuantizedNetwork (dequantized,
-    with its format in metadata; delays become Delay nodes)."""
+    with its format in metadata; delays become Delay nodes).  A Sequential with Conv2d,
+    pooling or Flatten layers becomes a chain of Conv2d / AvgPool2d / SumPool2d / Flatten /
+    Affine and neuron nodes; ``input_shape`` (C, H, W) is needed unless its first Conv2d
+    has ``input_size``."""
     _need_nir()
+    if isinstance(obj, nn.Module) and _is_conv_chain(obj):
+        return _conv_to_nir(obj, dt, integration, input_shape)
     layers, dt0, integ0, fmt = _ir_from(obj)
     dt = dt if dt is not None else dt0
     integration = integration or integ0
@@ -318,36 +324,16 @@ def from_nir(graph, dt: float | None = None, integration: str | None = None) -> 
     """
     from .. import nn as ndn
 
+    if nir is not None and isinstance(graph, nir.NIRGraph) and any(
+            isinstance(n, _CONV_NODES) for n in graph.nodes.values()):
+        return _conv_from_nir(graph, dt, integration)
     layers, dt, integration = _ir_layers(graph, dt, integration)
     mods: list[nn.Module] = []
     for l in layers:
         if l.delay is not None and l.delay.any():
             raise ConfigError("the NIR graph has synaptic delays; read it with quantized_from_nir or neurodyn.delays")
-        c = l.coefs
-        d = c["decay"]
-        # Pick the module's input convention that matches the gain exactly; fold the rest.
-        fold = np.ones_like(d)
-        if "syn_in" in c:
-            if not _close(c["syn_in"], 1.0):
-                fold = fold * c["syn_in"]
-        if _close(c["gain"], 1.0 - d):
-            normalize = True
-        elif _close(c["gain"], 1.0):
-            normalize = False
-        else:
-            normalize, fold = True, fold * c["gain"] / (1.0 - d)
+        nrn, fold = _neuron_module(l.model_name, l.coefs, dt, integration)
         n_in, n_out = l.weight.shape
-        tau = torch.from_numpy(_tau(d, dt, integration))
-        kw = dict(dt=dt, integration=integration, normalize_input=normalize, v_rest=torch.from_numpy(c["v_rest"]))
-        if l.model_name == "li":
-            nrn = ndn.LI(tau_mem=tau, **kw)
-        else:
-            kw.update(threshold=torch.from_numpy(c["threshold"]), v_reset=torch.from_numpy(c["v_reset"]),
-                      reset="subtract" if c["reset_sub"][0] == 1 else "zero")
-            if l.model_name == "lif":
-                nrn = ndn.LIF(tau_mem=tau, **kw)
-            else:
-                nrn = ndn.CUBALIF(tau_syn=torch.from_numpy(_tau(c["alpha_syn"], dt, integration)), tau_mem=tau, **kw)
         with torch.no_grad():
             if l.recurrent is not None:
                 rec = ndn.Recurrent(n_in, n_out, nrn)
@@ -360,6 +346,188 @@ def from_nir(graph, dt: float | None = None, integration: str | None = None) -> 
                 lin.weight.copy_(torch.from_numpy((l.weight * fold).T))
                 lin.bias.copy_(torch.from_numpy(l.bias * fold))
                 mods += [lin, nrn.double()]
+    return nn.Sequential(*mods).double().eval()
+
+
+def _neuron_module(model_name: str, c: dict[str, np.ndarray], dt: float, integration: str):
+    """(neuron module, input factor [N] to fold into the weights before it) for NIR neuron coefficients."""
+    from .. import nn as ndn
+    d = c["decay"]
+    # Pick the module's input convention that matches the gain exactly; fold the rest.
+    fold = np.ones_like(d)
+    if "syn_in" in c:
+        if not _close(c["syn_in"], 1.0):
+            fold = fold * c["syn_in"]
+    if _close(c["gain"], 1.0 - d):
+        normalize = True
+    elif _close(c["gain"], 1.0):
+        normalize = False
+    else:
+        normalize, fold = True, fold * c["gain"] / (1.0 - d)
+    tau = torch.from_numpy(_tau(d, dt, integration))
+    kw = dict(dt=dt, integration=integration, normalize_input=normalize, v_rest=torch.from_numpy(c["v_rest"]))
+    if model_name == "li":
+        nrn = ndn.LI(tau_mem=tau, **kw)
+    else:
+        kw.update(threshold=torch.from_numpy(c["threshold"]), v_reset=torch.from_numpy(c["v_reset"]),
+                  reset="subtract" if c["reset_sub"][0] == 1 else "zero")
+        if model_name == "lif":
+            nrn = ndn.LIF(tau_mem=tau, **kw)
+        else:
+            nrn = ndn.CUBALIF(tau_syn=torch.from_numpy(_tau(c["alpha_syn"], dt, integration)), tau_mem=tau, **kw)
+    return nrn, fold
+
+
+# ------------------------------------------------------------------------------------------ conv chains
+
+_CONV_NODES = () if nir is None else (nir.Conv2d, nir.AvgPool2d, nir.SumPool2d, nir.Flatten)
+
+
+def _is_conv_chain(module: nn.Module) -> bool:
+    from ..nn.conv import AvgPool2d, Flatten, SumPool2d
+    return any(isinstance(m, (nn.Conv2d, AvgPool2d, SumPool2d, Flatten)) for m in module.modules())
+
+
+def _chain(module: nn.Module) -> list[nn.Module]:
+    """The leaf modules of nested Sequentials, in order (eval-time no-ops dropped)."""
+    out = []
+    for m in (module if isinstance(module, nn.Sequential) else [module]):
+        if isinstance(m, nn.Sequential):
+            out += _chain(m)
+        elif not isinstance(m, (nn.Dropout, nn.Identity)):
+            out.append(m)
+    return out
+
+
+def _conv_to_nir(module: nn.Module, dt: float | None, integration: str | None, input_shape):
+    """A chain graph input -> node_0 -> ... -> output, one node per layer (see ``to_nir``)."""
+    from ..nn.conv import AvgPool2d, Flatten, SumPool2d
+    from ..nn.linear import MultiStep
+    mods = [m.module if isinstance(m, MultiStep) else m for m in _chain(module)]
+    nrns = [m for m in mods if isinstance(m, SpikingNeuron)]
+    dt = dt if dt is not None else (float(nrns[0].dt) if nrns else None)
+    integration = integration or (nrns[0].integration if nrns else "exact")
+    if dt is None:
+        raise ConfigError("to_nir needs the time step: pass dt (ms)")
+    if any(float(m.dt) != dt or m.integration != integration for m in nrns):
+        raise ConfigError("NIR export needs one dt and one integration for all neurons")
+    first = mods[0]
+    if input_shape is None and isinstance(first, nn.Conv2d) and getattr(first, "input_size", None):
+        input_shape = (first.in_channels, *first.input_size)
+    if input_shape is None:
+        raise ConfigError("to_nir of a convolutional network needs input_shape=(C, H, W)")
+    shape = tuple(int(v) for v in input_shape)
+    f64 = lambda t: t.detach().double().cpu().numpy()  # noqa: E731
+    nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
+    names = ["input"]
+    for i, m in enumerate(mods):
+        if isinstance(m, nn.Conv2d):
+            if len(shape) != 3 or shape[0] != m.in_channels:
+                raise ConfigError(f"layer {i}: Conv2d({m.in_channels}, ...) after a layer of shape {shape}")
+            pad = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+            node = nir.Conv2d(input_shape=shape[1:], weight=f64(m.weight), stride=tuple(m.stride), padding=pad,
+                              dilation=tuple(m.dilation), groups=m.groups,
+                              bias=f64(m.bias) if m.bias is not None else np.zeros(m.out_channels))
+            shape = tuple(int(v) for v in node.output_type["output"])
+        elif isinstance(m, (AvgPool2d, SumPool2d)):
+            cls = nir.AvgPool2d if isinstance(m, AvgPool2d) else nir.SumPool2d
+            node = cls(kernel_size=np.array(m.kernel_size), stride=np.array(m.stride), padding=np.array(m.padding))
+            shape = (shape[0],) + tuple((s + 2 * p - k) // st + 1
+                                        for s, k, st, p in zip(shape[1:], m.kernel_size, m.stride, m.padding))
+        elif isinstance(m, (Flatten, nn.Flatten)):
+            # NIR shapes have no batch axis: start_dim 0 flattens all features of a step
+            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+            shape = (int(np.prod(shape)),)
+        elif isinstance(m, nn.Linear):
+            if shape != (m.in_features,):
+                raise ConfigError(f"layer {i}: Linear({m.in_features}, ...) after a layer of shape {shape}")
+            node = nir.Affine(weight=f64(m.weight), bias=f64(m.bias) if m.bias is not None else np.zeros(m.out_features))
+            shape = (m.out_features,)
+        elif isinstance(m, SpikingNeuron):
+            if m.model.name not in _NEURON_NODE:
+                raise ConfigError(f"neuron '{m.model.name}' has no NIR node (supported: {sorted(_NEURON_NODE)})")
+            n = int(np.prod(shape))
+            coefs = {c: np.broadcast_to(f64(v.reshape(-1) if v.dim() else v), (n,)).reshape(shape).copy()
+                     for c, v in zip(m.model.coefs, m.coefficients())}
+            node = _neuron_node(_IRLayer(m.model.name, None, None, coefs), dt, integration)
+        else:
+            raise ConfigError(f"layer {i}: {type(m).__name__} has no NIR node in a convolutional chain")
+        name = f"{type(node).__name__.lower()}{i}"
+        nodes[name] = node
+        names.append(name)
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    names.append("output")
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])),
+                        metadata={"neurodyn_dt_ms": float(dt), "neurodyn_integration": integration})
+
+
+def _conv_from_nir(graph, dt: float | None, integration: str | None) -> nn.Sequential:
+    """Modules for a chain graph with Conv2d / pooling / Flatten nodes (float64, eval mode)."""
+    from .. import nn as ndn
+    dt = dt if dt is not None else _meta(graph, "neurodyn_dt_ms")
+    if dt is None:
+        raise ConfigError("the NIR graph has no neurodyn_dt_ms metadata: pass dt (ms) to read it")
+    dt, integration = float(dt), integration or _meta(graph, "neurodyn_integration", "exact")
+    succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        if a not in graph.nodes or b not in graph.nodes:
+            raise ConfigError(f"NIR edge ({a}, {b}) names a node that is not in the graph")
+        succ[a].append(b)
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise ConfigError(f"the NIR graph must have exactly one Input node, got {len(inputs)}")
+    mods: list[nn.Module] = []
+    name = inputs[0]
+    while True:
+        if len(succ[name]) != 1:
+            raise ConfigError(f"a convolutional NIR graph must be a chain; '{name}' has {len(succ[name])} successors")
+        name = succ[name][0]
+        node = graph.nodes[name]
+        if isinstance(node, nir.Output):
+            break
+        if isinstance(node, nir.Conv2d):
+            w = torch.from_numpy(np.asarray(node.weight, dtype=np.float64))
+            m = ndn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(node.stride), padding=node.padding,
+                           dilation=tuple(node.dilation), groups=int(node.groups)).double()
+            with torch.no_grad():
+                m.weight.copy_(w)
+                m.bias.copy_(torch.from_numpy(np.asarray(node.bias, dtype=np.float64)))
+            if node.input_shape is not None:
+                m.input_size = tuple(int(v) for v in node.input_shape)
+        elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+            cls = ndn.AvgPool2d if isinstance(node, nir.AvgPool2d) else ndn.SumPool2d
+            pair = lambda v: tuple(int(a) for a in np.broadcast_to(np.asarray(v), (2,)))  # noqa: E731
+            m = cls(pair(node.kernel_size), pair(node.stride), pair(node.padding))
+        elif isinstance(node, nir.Flatten):
+            # 0 per NIR (no batch axis); 1 as written by exporters that count the batch axis
+            if node.end_dim != -1 or node.start_dim not in (0, 1):
+                raise ConfigError(f"NIR Flatten '{name}' flattens dims {node.start_dim}..{node.end_dim}; "
+                                  "neurodyn flattens all features of a step")
+            m = ndn.Flatten()
+        elif isinstance(node, (nir.Affine, nir.Linear)):
+            w = torch.from_numpy(np.asarray(node.weight, dtype=np.float64))
+            m = ndn.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine)).double()
+            with torch.no_grad():
+                m.weight.copy_(w)
+                if isinstance(node, nir.Affine):
+                    m.bias.copy_(torch.from_numpy(np.asarray(node.bias, dtype=np.float64)))
+        elif isinstance(node, (nir.LIF, nir.CubaLIF, nir.LI)):
+            model_name, coefs = _neuron_coefs(node, dt, integration)
+            flat = {k: v.reshape(-1) for k, v in coefs.items()}
+            m, fold = _neuron_module(model_name, flat, dt, integration)
+            m = m.double()
+            if not _close(fold, 1.0):
+                prev = mods[-1] if mods else None
+                if not isinstance(prev, (nn.Conv2d, nn.Linear)) or np.unique(fold).size != 1:
+                    raise ConfigError(f"NIR neuron '{name}': its input scaling must follow a Conv2d/Affine and be "
+                                      "one value for the layer")
+                with torch.no_grad():
+                    prev.weight.mul_(float(fold.flat[0]))
+                    if prev.bias is not None:
+                        prev.bias.mul_(float(fold.flat[0]))
+        else:
+            raise ConfigError(f"NIR node '{name}' ({type(node).__name__}) is not supported in a convolutional graph")
+        mods.append(m)
     return nn.Sequential(*mods).double().eval()
 
 
