@@ -7,7 +7,7 @@ integer delays and scored again (the form the event core runs), and the test-set
 time of the spread-kernel form and of the integer ring-buffer form is measured.  Writes
 ``benchmarks/results/delays_shd.md/.csv`` and ``delays_shd_hist.png`` (learned delays).
 
-    python -m benchmarks.delays_shd [--quick] [--threads 2] [--data datasets/shd_sample]
+    python -m benchmarks.delays_shd [--quick] [--threads 1] [--data datasets/shd_sample]
 
 The sample in datasets/ has 600 training recordings: accuracies here compare the two
 networks on equal terms, they are not the paper's numbers (which need the real SHD).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .common import RESULTS, set_threads, timeit, write_table
+from .common import RESULTS, set_threads, timeit, timeit_interleaved, tiny, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,35 +50,42 @@ def _run(data: str, out: Path, delays: bool, epochs: int, hidden: int, batch: in
     return train(cfg, plots=False)
 
 
-def _step_times(data: str, hidden: int, batch: int, rounds: int = 5) -> dict[bool, float]:
-    """Median time of one training step (forward, backward, Adam) on the same batch, the two
-    networks interleaved round by round so that load on the machine hits both alike."""
+def _epoch_times(data: str, hidden: int, batch: int, rounds: int) -> tuple[dict[str, float], dict[str, float], int]:
+    """Median time of one training epoch (every batch of the training split: forward, backward,
+    Adam; no evaluation) of the network without delays and of the delayed one at the first
+    epoch's kernel width (sigma_init, the widest) and at the last (sigma_final): the cost
+    depends on the width.  The three are interleaved epoch by epoch so that load on the machine
+    hits all alike.  Returns ({name: s/epoch}, {name: sigma steps}, steps per epoch)."""
     from torch.utils.data import DataLoader
 
     from neurodyn.data import load_dataset, pad_collate
     from neurodyn.delays import delay_snn
+    from neurodyn.nn.delays import set_sigma
     from neurodyn.train.losses import loss_fn
     train_ds, _ = load_dataset(data, dt_us=10_000, channel_pool=5, seed=0)
-    x, y, lengths = next(iter(DataLoader(train_ds, batch_size=batch, collate_fn=pad_collate)))
-    x = x.reshape(x.shape[0], x.shape[1], -1)
+    batches = [(x.reshape(x.shape[0], x.shape[1], -1), y, n)
+               for x, y, n in DataLoader(train_ds, batch_size=batch, shuffle=True, collate_fn=pad_collate,
+                                         generator=torch.Generator().manual_seed(0))]
     lossf = loss_fn("mean_membrane")
-    steps = {}
-    for delays in (True, False):
+    n_in = batches[0][0].shape[2]
+    probe = delay_snn(n_in, [hidden, hidden], 20, dt_ms=10.0)
+    sigmas = {"first": probe.sigma_init, "last": probe.sigma_final}
+    fns = {}
+    for name, sigma in [("no delays", None), *sigmas.items()]:
         torch.manual_seed(0)
-        net = delay_snn(x.shape[2], [hidden, hidden], 20, dt_ms=10.0, delays=delays)
+        net = delay_snn(n_in, [hidden, hidden], 20, dt_ms=10.0, delays=sigma is not None)
+        net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-        def step(net=net, opt=opt):
-            opt.zero_grad()
-            lossf(net(x), y, lengths).backward()
-            opt.step()
-        step()
-        steps[delays] = step
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(rounds):
-        for delays, step in steps.items():
-            times[delays].append(timeit(step, repeats=1, warmup=0))
-    return {k: statistics.median(v) for k, v in times.items()}
+        def epoch(net=net, opt=opt, sigma=sigma):
+            for x, y, lengths in batches:
+                if sigma is not None:
+                    set_sigma(net, sigma)  # the width the schedule sets in that epoch
+                opt.zero_grad()
+                lossf(net(x), y, lengths).backward()
+                opt.step()
+        fns[name] = epoch
+    return timeit_interleaved(fns, repeats=rounds, warmup=0), sigmas, len(batches)
 
 
 def _test_time(model, loader) -> float:
@@ -89,16 +96,16 @@ def _test_time(model, loader) -> float:
     return timeit(run, repeats=3, warmup=1)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer epochs and smaller hidden layers")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", default=str(ROOT / "datasets" / "shd_sample"))
     ap.add_argument("--epochs", type=int, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     set_threads(args.threads)
-    epochs = args.epochs or (4 if args.quick else 20)
-    hidden = 64 if args.quick else 256
+    epochs = args.epochs or (2 if tiny() else 4 if args.quick else 20)
+    hidden = 16 if tiny() else 64 if args.quick else 256
     batch, lr, dls = 32, 5e-3, 20.0
     decay = max(1, epochs // 4)  # the paper's schedule: a quarter of the epochs
     _warm_up(hidden)
@@ -106,7 +113,7 @@ def main() -> None:
     from neurodyn.delays import plot_delay_histograms, round_delays
     from neurodyn.train.evaluation import eval_run, load_run
 
-    rows = []
+    rows, histories = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for delays in (False, True):
             out = Path(tmp) / ("delays" if delays else "plain")
@@ -129,19 +136,32 @@ def main() -> None:
                 row["test inference s (spread kernels)"] = float("nan")
                 row["test inference s (integer delays)"] = t_dense
             rows.append(row)
+            histories.append(h)
             print(row)
-    step = _step_times(args.data, hidden, batch)
-    for r, delays in zip(rows, (False, True)):
-        r["train step s (interleaved)"] = step[delays]
-        r["step time vs no delays"] = step[delays] / step[False]
+    epoch, sigmas, n_steps = _epoch_times(args.data, hidden, batch, rounds=2 if args.quick else 3)
+    plain_run = sum(histories[0]["seconds"])
+    for r, delays, h in zip(rows, (False, True), histories):
+        r["run s (epochs with test eval)"] = sum(h["seconds"])
+        r["run time vs no delays"] = sum(h["seconds"]) / plain_run
+        for when in ("first", "last"):
+            t = epoch[when] if delays else epoch["no delays"]
+            r[f"sigma steps ({when})"] = sigmas[when] if delays else float("nan")
+            r[f"train s/epoch ({when})"] = t
+            r[f"epoch time vs no delays ({when})"] = t / epoch["no delays"]
     header = (f"# SNN with vs without learnable delays, SHD-format data ({Path(args.data).name}), "
               f"{time.strftime('%Y-%m-%d')}\n\n"
               f"configs/shd_delays.toml with batch {batch}, lr {lr}, delay_lr_scale {dls}, sigma decay over "
-              f"{decay} epochs, {args.threads} threads. Epoch time includes the test evaluation and is exposed to other load "
-              f"on the machine; the training step times are measured on one batch of {batch}, the two networks "
-              f"interleaved. 'integer delays': rounded, run through the Numba ring buffers (inference, no "
-              f"grad); inference times are for the whole test split, data loading included.")
-    print(write_table("delays_shd", rows, header))
+              f"{decay} epochs, {args.threads} threads. 'train s/epoch': one training epoch ({n_steps} steps of "
+              f"{batch}, no evaluation), the network without delays and the delayed one at the first epoch's "
+              f"kernel width (sigma_init, the widest) and at the last (sigma_final) interleaved epoch by epoch, "
+              f"median of the rounds. 'run s': the whole training runs above (epochs with their test evaluation, "
+              f"one run after the other, so exposed to other load on the machine). 'integer delays': rounded, "
+              f"run through the Numba ring "
+              f"buffers (inference, no grad); inference times are for the whole test split, data loading "
+              f"included.")
+    text = write_table("delays_shd", rows, header)
+    print(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -10,15 +10,17 @@ numerically zero a few sigma away from its delay.  Here every synapse keeps only
 of taps k with g_k >= tol * max_j g_j (``window_taps``; tol = 2^-24 in float32, 2^-53 in
 float64, the unit roundoff of the taps' sum), renormalised over the window.  Each dropped tap
 is below tol of the taps' sum and the dropped mass is below (K - 1) tol, so the result is the
-full kernel's up to float rounding; with sigma >= ~K / 11 (float32) the window is all K taps.
+full kernel's up to float rounding; with sigma >= ~K / 6 (float32) every window is all K taps.
 Synapses share one window length Wn (the longest): a synapse's taps are ``start[o, i] + j``,
 j < Wn, zero past its own window.
 
-Cost, for E input events, T x B steps, I inputs and O outputs: forward and the weight/delay
-gradients events x O x Wn, the input gradient T x B x I x O x Wn (dense: the gradient that
-reaches y is dense), against events x O x K and K matrix products for the full kernel.  The
-weight and delay gradients are accumulated per synapse in the same pass (d g_k / d d in closed
-form), so no [O, I, K] tensor and no autograd graph over the taps is built.
+Cost, for E input events, T x B steps, I inputs and O outputs: the forward pass and the
+kernel gradient run over the events with the [I, K, O] kernel (E x K x O, vectorized over taps
+and outputs: a scalar scatter over the Wn window taps alone measured no faster); the input
+gradient sums shifted rows of gy over the windows, T x B x I x O x Wn, instead of K matrix
+products.  The taps, their derivatives with respect to the delays and the chain from the
+kernel gradient to the weight and delay gradients run in Numba over the windows, so no
+[O, I, K] autograd graph is built.
 """
 from __future__ import annotations
 

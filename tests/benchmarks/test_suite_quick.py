@@ -31,6 +31,9 @@ COLUMNS = {
                 "max_rel_grad_diff_vs_ncps", "speedup_vs_ncps"],
     "batch_run": ["batch", "library", "how", "ms_per_call", "samples_per_s", "peak_MB", "spike_mismatch"],
     "accuracy": ["data", "epochs", "test_accuracy", "train_accuracy", "chance", "train_s", "s_per_epoch"],
+    "delays_shd": ["network", "epochs", "test acc", "run s (epochs with test eval)", "run time vs no delays",
+                   "sigma steps (first)", "train s/epoch (first)", "epoch time vs no delays (first)",
+                   "sigma steps (last)", "train s/epoch (last)", "epoch time vs no delays (last)"],
 }
 META = ["device", "threads", "versions"]
 
@@ -159,3 +162,20 @@ def test_list_and_unknown_names(capsys):
         assert name in listed
     assert "common" not in listed.split() and "lif_models" not in listed.split()
     assert runner.main(["no_such_benchmark"]) == 2
+
+
+def test_delays_benchmark_quick(results, capsys):
+    assert runner.main(["delays_shd", "--quick", "--in-process", "--threads", "1"]) == 0
+    assert "1 ok, 0 failed" in capsys.readouterr().out
+    rows = {r["network"].split()[-1]: r for r in _table(results, "delays_shd")}
+    assert set(rows) == {"Linear", "DelayedLinear"}
+    plain, delayed = rows["Linear"], rows["DelayedLinear"]
+    for when in ("first", "last"):
+        assert float(plain[f"epoch time vs no delays ({when})"]) == 1.0
+        ratio = float(delayed[f"epoch time vs no delays ({when})"])
+        assert math.isclose(ratio, float(delayed[f"train s/epoch ({when})"]) / float(plain[f"train s/epoch ({when})"]),
+                            rel_tol=1e-9) and ratio > 0
+    assert float(delayed["sigma steps (first)"]) > float(delayed["sigma steps (last)"]) > 0
+    assert math.isclose(float(delayed["run time vs no delays"]),
+                        float(delayed["run s (epochs with test eval)"]) / float(plain["run s (epochs with test eval)"]),
+                        rel_tol=1e-9)
