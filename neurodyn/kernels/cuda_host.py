@@ -1,10 +1,11 @@
 """Run the generated CUDA kernels' per-thread bodies on the CPU (host C++ compiler + ctypes).
 
 A GPU is not always at hand; the text that NVRTC compiles for the GPU also compiles as
-plain C++ (see ``cuda_codegen``), with a host entry that loops the same per-thread body
-over all threads.  ``HostCudaLauncher`` plugs that into ``fused.FusedNeuronFn`` exactly
-where ``CupyLauncher`` goes, so the tests check the generated CUDA math and the backend's
-autograd glue against the torch reference on any machine with a C++ compiler.
+plain C++ (see ``cuda_codegen``), with host entries that run the same per-thread bodies
+for all threads (a recurrent kernel's block phase by phase, barrier to barrier).
+``HostCudaLauncher`` plugs that into ``fused.FusedNeuronFn`` exactly where ``CupyLauncher``
+goes, so the tests check the generated CUDA math and the backend's autograd glue against
+the torch reference and the Numba kernels on any machine with a C++ compiler.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ import torch
 
 from ..errors import BackendUnavailableError
 from .codegen import cache_dir
-from .cuda_codegen import render_cuda_module
-from .cupy_backend import _no_recurrence, _suffix
+from .cuda_codegen import block_threads, render_cuda_module
+from .cupy_backend import CudaKernels, _suffix
 
 CXX_FLAGS = ("-O2", "-std=c++14", "-fPIC", "-shared", "-ffp-contract=off", "-x", "c++")
 
@@ -36,12 +37,13 @@ def host_compiler() -> str | None:
 
 
 @lru_cache(maxsize=None)
-def host_library(model, surrogate: str, alpha: float | None, need_c=None, need_t=None) -> ctypes.CDLL:
+def host_library(model, surrogate: str, alpha: float | None, need_c=None, need_t=None,
+                 recurrent: bool = False) -> ctypes.CDLL:
     """Compile (once, cached on disk by source hash) and load the host build of a kernel module."""
     cxx = host_compiler()
     if cxx is None:
         raise BackendUnavailableError("no C++ compiler found ($CXX, g++ or clang++) to build the host CUDA check")
-    src = render_cuda_module(model, surrogate, alpha, need_c, need_t)
+    src = render_cuda_module(model, surrogate, alpha, need_c, need_t, recurrent)
     so = cache_dir() / f"cuda_host_{model.name}_{hashlib.sha1(src.encode()).hexdigest()[:16]}.so"
     if not so.exists():
         with tempfile.TemporaryDirectory() as d:
@@ -57,20 +59,33 @@ def host_library(model, surrogate: str, alpha: float | None, need_c=None, need_t
     return ctypes.CDLL(str(so))
 
 
-def _call(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+def _call(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor], *extra: int) -> None:
     T, B, N = x.shape
     ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
-    fn(*ptrs, ctypes.c_longlong(T), ctypes.c_longlong(B), ctypes.c_longlong(N))
+    fn(*ptrs, ctypes.c_longlong(T), ctypes.c_longlong(B), ctypes.c_longlong(N), *map(ctypes.c_longlong, extra))
 
 
-class HostCudaLauncher:
-    """Runs the CUDA kernels' host build on CPU tensors (a test double for ``CupyLauncher``)."""
+class HostCudaLauncher(CudaKernels):
+    """Runs the CUDA kernels' host build on CPU tensors (a test double for ``CupyLauncher``).
 
-    def forward(self, model, surrogate, alpha, recurrent, tensors: Sequence[torch.Tensor]) -> None:
-        _no_recurrence(recurrent)
-        lib = host_library(model, surrogate, alpha)
-        _call(getattr(lib, f"forward_{_suffix(tensors[0])}_host"), tensors[0], tensors)
+    threads: the block size a recurrent kernel emulates (default: what the GPU launch uses,
+    ``cuda_codegen.block_threads``); a small one makes each thread stride over several neurons.
+    """
 
-    def backward(self, model, surrogate, alpha, recurrent, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
-        lib = host_library(model, surrogate, alpha, need_c, need_t)
-        _call(getattr(lib, f"backward_{_suffix(tensors[0])}_host"), tensors[0], tensors)
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def _run(self, kind, model, surrogate, alpha, recurrent, need_c, need_t, tensors) -> None:
+        x = tensors[0]
+        fn = getattr(host_library(model, surrogate, alpha, need_c, need_t, recurrent), f"{kind}_{_suffix(x)}_host")
+        if recurrent:
+            _call(fn, x, tensors, self.threads or block_threads(x.shape[2]))
+        else:
+            _call(fn, x, tensors)
+
+    def recurrent_weight_grad(self, model, surrogate, alpha, out: torch.Tensor, g_cur: torch.Tensor) -> torch.Tensor:
+        N = out.shape[2]
+        g_wt = torch.zeros((N, N), dtype=out.dtype)
+        lib = host_library(model, surrogate, alpha, None, None, True)
+        _call(getattr(lib, f"weight_grad_{_suffix(out)}_host"), out, [out, g_cur, g_wt])
+        return g_wt.t()

@@ -13,12 +13,13 @@ import torch
 
 from ..errors import BackendUnavailableError
 from ..neurons.base import NeuronModel
-from .cuda_codegen import render_cuda_module
+from .cuda_codegen import REC_SHARED, block_threads, render_cuda_module
 
 THREADS = 256
 # --fmad=false: no fused multiply-add contraction, so a float step rounds exactly like the
 # torch reference and the Numba kernels (spike trains are then identical, not just close).
 NVRTC_OPTIONS = ("--std=c++14", "--fmad=false")
+_DEFAULT_SHARED = 48 * 1024  # bytes of shared memory a block gets without opting in
 
 
 def _cupy():
@@ -31,45 +32,79 @@ def _cupy():
 
 @lru_cache(maxsize=None)
 def _module(model: NeuronModel, surrogate: str, alpha: float | None, need_c: tuple[bool, ...] | None,
-            need_t: tuple[bool, ...] | None):
+            need_t: tuple[bool, ...] | None, recurrent: bool = False):
     cupy = _cupy()
-    return cupy.RawModule(code=render_cuda_module(model, surrogate, alpha, need_c, need_t), options=NVRTC_OPTIONS)
+    src = render_cuda_module(model, surrogate, alpha, need_c, need_t, recurrent)
+    return cupy.RawModule(code=src, options=NVRTC_OPTIONS)
 
 
 def _suffix(x: torch.Tensor) -> str:
     return "f32" if x.dtype == torch.float32 else "f64"
 
 
-def _launch(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+def _launch(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor], grid: int, block: int, shared: int = 0) -> None:
+    """Run ``fn`` on ``tensors`` and x's sizes (T, B, N) on torch's current stream."""
     cupy = _cupy()
     T, B, N = x.shape
     if B * N == 0 or T == 0:
         return
     args = [cupy.asarray(t) for t in tensors] + [np.int64(T), np.int64(B), np.int64(N)]
     with cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream):
-        fn(((B * N + THREADS - 1) // THREADS,), (THREADS,), tuple(args))
+        if shared > _DEFAULT_SHARED:
+            top = cupy.cuda.Device(x.device.index).attributes["MaxSharedMemoryPerBlockOptin"]
+            if shared > top:
+                raise BackendUnavailableError(
+                    f"a recurrent layer of {N} neurons in {x.dtype} needs {shared} bytes of shared memory per "
+                    f"block; this GPU allows {top}: use float32, fewer neurons, or backend='torch'")
+            fn.max_dynamic_shared_size_bytes = shared
+        fn((grid,), (block,), tuple(args), shared_mem=shared)
 
 
-class CupyLauncher:
-    """Launches the generated CUDA kernels, one thread per (sample, neuron)."""
+def _launch_per_neuron(fn, x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+    _, B, N = x.shape
+    _launch(fn, x, tensors, (B * N + THREADS - 1) // THREADS, THREADS)
+
+
+def _launch_recurrent(fn, kind: str, x: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+    _, B, N = x.shape  # one block per sample
+    _launch(fn, x, tensors, B, block_threads(N), REC_SHARED[kind] * N * x.element_size())
+
+
+class CudaKernels:
+    """A launcher (``fused.Launcher``) of the kernels ``cuda_codegen`` generates; subclasses
+    say where they run (``_run``): the GPU here, the host build in ``cuda_host``."""
+
+    def _run(self, kind: str, model, surrogate, alpha, recurrent, need_c, need_t, tensors) -> None:
+        raise NotImplementedError
 
     def forward(self, model, surrogate, alpha, recurrent, tensors: Sequence[torch.Tensor]) -> None:
-        x = tensors[0]
-        _no_recurrence(recurrent)
-        with torch.cuda.device(x.device):
-            _launch(_module(model, surrogate, alpha, None, None).get_function(f"forward_{_suffix(x)}"), x, tensors)
+        self._run("forward", model, surrogate, alpha, recurrent, None, None, tensors)
 
     def backward(self, model, surrogate, alpha, recurrent, need_c, need_t, tensors: Sequence[torch.Tensor]) -> None:
+        self._run("backward", model, surrogate, alpha, recurrent, need_c, need_t, tensors)
+
+
+class CupyLauncher(CudaKernels):
+    """Launches the generated CUDA kernels: one thread per (sample, neuron), or, for a recurrent
+    layer, one block per sample."""
+
+    def _run(self, kind, model, surrogate, alpha, recurrent, need_c, need_t, tensors) -> None:
         x = tensors[0]
-        _no_recurrence(recurrent)
-        with torch.cuda.device(x.device):
-            fn = _module(model, surrogate, alpha, need_c, need_t).get_function(f"backward_{_suffix(x)}")
-            _launch(fn, x, tensors)
+        with torch.cuda.device(x.device):  # NVRTC compiles for, and CuPy launches on, x's GPU
+            fn = _module(model, surrogate, alpha, need_c, need_t, recurrent).get_function(f"{kind}_{_suffix(x)}")
+            if recurrent:
+                _launch_recurrent(fn, kind, x, tensors)
+            else:
+                _launch_per_neuron(fn, x, tensors)
 
-
-def _no_recurrence(recurrent: bool) -> None:
-    if recurrent:  # Recurrent layers on CUDA run the torch reference step (see nn.Recurrent)
-        raise BackendUnavailableError("the cupy backend has no recurrent kernel yet; use backend='torch' on CUDA")
+    def recurrent_weight_grad(self, model, surrogate, alpha, out: torch.Tensor, g_cur: torch.Tensor) -> torch.Tensor:
+        """dL/dW [N, N] of a recurrent layer from its spikes out [T, B, N] and input gradients g_cur [T, B, N]."""
+        N = out.shape[2]
+        g_wt = torch.zeros((N, N), dtype=out.dtype, device=out.device)
+        with torch.cuda.device(out.device):
+            fn = _module(model, surrogate, alpha, None, None, True).get_function(f"weight_grad_{_suffix(out)}")
+            _launch(fn, out, [out, g_cur, g_wt], (N * N + THREADS - 1) // THREADS, THREADS)
+        return g_wt.t()
 
 
 CUPY = CupyLauncher()

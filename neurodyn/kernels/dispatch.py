@@ -151,6 +151,4 @@ def run_neuron(
         if not model.spiking:
             raise ConfigError(f"neuron '{model.name}' is not spiking: recurrent input needs spikes")
         rec_weight = rec_weight.to(x.dtype)
-        if name == "cupy":  # no recurrent CUDA kernel yet: the reference path runs on CUDA too
-            name = "torch"
     return _runner(name)(model, x, s0, c, lengths, surrogate, alpha, rec_weight)

@@ -2,15 +2,14 @@
 
 A backend only supplies a launcher: how to run its generated ``forward`` and ``backward``
 kernels on a list of torch tensors (in the kernels' argument order, see ``codegen``).
-Saving trajectories, picking the kernel variant for the gradients autograd asks for,
-reducing coefficient gradients over the batch and the recurrent weight gradient happen
-here, once for every backend.
+Saving trajectories, picking the kernel variant for the gradients autograd asks for and
+reducing coefficient gradients over the batch happen here, once for every backend; the
+recurrent weight gradient (a sum over spikes) is the launcher's.
 """
 from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-import numba
 import torch
 
 from ..neurons.base import NeuronModel
@@ -25,16 +24,10 @@ class Launcher(Protocol):
     def backward(self, model: NeuronModel, surrogate: str, alpha: float | None, recurrent: bool,
                  need_c: tuple[bool, ...], need_t: tuple[bool, ...], tensors: Sequence[torch.Tensor]) -> None: ...
 
-
-def _recurrent_weight_grad(out: torch.Tensor, g_cur: torch.Tensor) -> torch.Tensor:
-    """dL/dW [N, N] of cur[t] += W s[t-1]: sum over t, b of g_cur[t] s[t-1]^T, over the spikes only."""
-    from .sparse_linear import _csr_weight_grad, to_csr
-    T, B, N = out.shape
-    gw_t = torch.zeros((N, N), dtype=out.dtype)
-    if T > 1:
-        csr = to_csr(out[:-1].reshape(-1, N).numpy())
-        _csr_weight_grad(*csr, g_cur[1:].reshape(-1, N).numpy(), gw_t.numpy(), max(1, min(numba.get_num_threads(), N)))
-    return gw_t.t()
+    def recurrent_weight_grad(self, model: NeuronModel, surrogate: str, alpha: float | None, out: torch.Tensor,
+                              g_cur: torch.Tensor) -> torch.Tensor:
+        """dL/dW [N, N] of cur[t] += W out[t-1]: the sum over t, b of g_cur[t] out[t-1]^T, over the spikes."""
+        ...
 
 
 class FusedNeuronFn(torch.autograd.Function):
@@ -92,7 +85,9 @@ class FusedNeuronFn(torch.autograd.Function):
             [x, *state0, *coefs, lengths, *trajs]
         ctx.launcher.backward(model, ctx.surrogate, ctx.alpha, rec, need_c, need_t,
                               head + [g_out.contiguous(), *g_trs, g_x, *g_s0, *g_c])
-        g_w = _recurrent_weight_grad(rest[-1], g_x) if rec and ctx.needs_input_grad[6] else None
+        g_w = None
+        if rec and ctx.needs_input_grad[6]:
+            g_w = ctx.launcher.recurrent_weight_grad(model, ctx.surrogate, ctx.alpha, rest[-1], g_x)
         g_coefs = [g.sum(0) if k else None for k, g in zip(need_c, g_c)]
         g_state = [g if ctx.needs_input_grad[7 + k] else None for k, g in enumerate(g_s0)]
         return (None, None, None, None, None, g_x if ctx.needs_input_grad[5] else None, g_w, *g_state, *g_coefs)

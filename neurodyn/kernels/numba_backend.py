@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numba
 import torch
 
 from .codegen import cpu_kernels
@@ -23,6 +24,17 @@ class NumbaLauncher:
         # One kernel variant per gradient pattern: unused parts of the VJP are not computed.
         kern = cpu_kernels(model, surrogate, alpha, need_c, need_t, _dtype(tensors[0]), recurrent)
         kern.backward(*(t.numpy() for t in tensors))
+
+    def recurrent_weight_grad(self, model, surrogate, alpha, out: torch.Tensor, g_cur: torch.Tensor) -> torch.Tensor:
+        """dL/dW [N, N] of cur[t] += W s[t-1]: sum over t, b of g_cur[t] s[t-1]^T, over the spikes only."""
+        from .sparse_linear import _csr_weight_grad, to_csr
+        T, B, N = out.shape
+        gw_t = torch.zeros((N, N), dtype=out.dtype)
+        if T > 1:
+            csr = to_csr(out[:-1].reshape(-1, N).numpy())
+            _csr_weight_grad(*csr, g_cur[1:].reshape(-1, N).numpy(), gw_t.numpy(),
+                             max(1, min(numba.get_num_threads(), N)))
+        return gw_t.t()
 
 
 NUMBA = NumbaLauncher()

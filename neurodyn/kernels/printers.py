@@ -7,7 +7,10 @@ templates, every literal cast to ``scalar_t`` so float kernels stay in float ari
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import math
+import textwrap
 from functools import lru_cache
 
 import sympy
@@ -86,17 +89,44 @@ def _cxx_function(name: str, args: tuple[str, ...], program, returns) -> str:
     return "\n".join(lines) + "\n"
 
 
+_CXX_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+def _cxx_ast(node: ast.AST) -> str:
+    """A surrogate's Python expression as C++, operation by operation in Python's order."""
+    p = CxxPrinter()
+    if isinstance(node, ast.BinOp) and type(node.op) in _CXX_OPS:
+        return f"({_cxx_ast(node.left)} {_CXX_OPS[type(node.op)]} {_cxx_ast(node.right)})"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return f"(-{_cxx_ast(node.operand)})"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        name = {"sigmoid_": "sigmoid"}.get(node.func.id, node.func.id)
+        if name not in p.FUNCS:
+            raise NotImplementedError(f"no C++ rendering for primitive '{node.func.id}'")
+        return f"{p.FUNCS[name]}({', '.join(_cxx_ast(a) for a in node.args)})"
+    if isinstance(node, ast.Name):
+        return p._num(math.pi) if node.id == "PI" else node.id
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return p._num(float(node.value))
+    raise NotImplementedError(f"no C++ rendering for {ast.unparse(node)!r} in a surrogate")
+
+
 @lru_cache(maxsize=None)
 def cxx_surrogate(name: str) -> str:
-    """C++ ``scalar_t name(scalar_t u, scalar_t alpha)`` of a surrogate from neurons/surrogate.py."""
-    src = parse_step(SURROGATES[name], SURROGATE_EXTRA)
-    p = CxxPrinter()
-    lines = ["template <typename scalar_t>", f"ND_DEV scalar_t sg_{name}(scalar_t u, scalar_t alpha) {{"]
-    for var, expr in src.assigns:
-        lines.append(f"    const scalar_t {var} = {p.doprint(expr)};")
-    lines.append(f"    return {p.doprint(src.outputs[0])};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    """C++ ``scalar_t sg_<name>(scalar_t u, scalar_t alpha)`` of a surrogate from neurons/surrogate.py.
+
+    Printed from the surrogate's own expression, not from sympy's canonical form (which
+    regroups products and constants): the same operations in the same order as the Numba
+    kernels run it, so the two round alike.
+    """
+    parse_step(SURROGATES[name], SURROGATE_EXTRA)  # checks it is in the step language
+    fdef = ast.parse(textwrap.dedent(inspect.getsource(SURROGATES[name]))).body[0]
+    ret = [s for s in fdef.body if isinstance(s, ast.Return)]
+    if len(fdef.body) != 1 or len(ret) != 1:
+        raise NotImplementedError(f"surrogate '{name}' must be a single return expression")
+    return ("template <typename scalar_t>\n"
+            f"ND_DEV scalar_t sg_{name}(scalar_t u, scalar_t alpha) {{\n"
+            f"    return {_cxx_ast(ret[0].value)};\n}}\n")
 
 
 def cxx_step(model) -> str:

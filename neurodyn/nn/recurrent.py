@@ -1,10 +1,12 @@
 """A recurrent spiking layer: feed-forward Linear + recurrent Linear (no bias) + a neuron.
 
 The feed-forward part is one call for all T (event-driven when the input is sparse);
-the neuron and its recurrence then run in one fused kernel for all T on CPU (Numba: the
-weight rows of last step's spikes are added, the backward sends input gradients back
-through the weights), or the reference step loop (torch backend, CUDA).  Inference in
-``core.Network`` adds the recurrent weight rows of last step's spikes the same way.
+the neuron and its recurrence then run in one fused kernel for all T: Numba on CPU, and on
+CUDA tensors the CUDA kernels generated from the same neuron definition (CuPy backend, one
+thread block per sample); both add the weight rows of last step's spikes, and the backward
+sends input gradients back through the weights.  backend='torch' runs the reference step
+loop.  Inference in ``core.Network`` adds the recurrent weight rows of last step's spikes
+the same way.
 """
 from __future__ import annotations
 
