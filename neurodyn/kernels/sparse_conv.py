@@ -31,10 +31,10 @@ from ..errors import ShapeError
 from .event_scan import frames_to_csr
 
 # Share of nonzero inputs above which torch's dense convolution (oneDNN) is faster than the
-# event scatter, measured with benchmarks/conv_nmnist.py shapes (2->12 and 12->32 channels,
-# 5x5 kernels, one thread, forward + backward): the event path costs ~kh*kw*C_out
-# multiply-adds per event in short vector runs, the dense one ~C_in*kh*kw*C_out per output
-# pixel at higher throughput; the crossing lies near 0.2-0.3 for both layers.
+# event scatter, measured on benchmarks/conv_nmnist.py's layers (T=30, batch 32, one thread,
+# on a loaded 2-core machine, so roughly): 2->12 channels 5x5, forward ~0.15-0.2, forward +
+# weight gradient ~0.2-0.3; 12->32 channels 5x5, forward ~0.07-0.1, forward + weight gradient
+# ~0.1-0.2.  0.2 favours training (where the weight gradient dominates).
 MAX_DENSITY = 0.2
 
 
