@@ -1,5 +1,7 @@
-"""The event-driven simulator core: layers, event propagation, per-sample active masks."""
+"""The event-driven simulator core: layers, event propagation, per-sample active masks, streaming."""
 from .events import Events
-from .network import Layer, Network, NetworkResult
+from .network import Layer, Network
+from .result import NetworkResult, StreamChunk
+from .stream import NetworkState, NetworkStream
 
-__all__ = ["Events", "Layer", "Network", "NetworkResult"]
+__all__ = ["Events", "Layer", "Network", "NetworkResult", "NetworkState", "NetworkStream", "StreamChunk"]

@@ -169,8 +169,13 @@ def torch_limit(name: str) -> Callable:
 
 def evidence_scales(T: int, gamma: float = 1.0) -> torch.Tensor:
     """t**gamma for t = 1..T (float64 [T]): the divisor of the running readout sum.  The event
-    kernel gets this very table, so both sides divide by identical numbers."""
-    return torch.arange(1, T + 1, dtype=torch.float64) ** check_gamma(gamma)
+    kernel gets this very table, so both sides divide by identical numbers.
+
+    Entry t does not depend on T (libm's pow, one entry at a time): torch's vectorized pow
+    rounds the last entries of an array differently, and a stream, which extends its table as
+    it runs, must divide by the same numbers as a whole run of any length."""
+    g = check_gamma(gamma)
+    return torch.tensor([math.pow(t, g) for t in range(1, T + 1)], dtype=torch.float64)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Generate the event-driven inference kernel for a stack of layers.
 
 One Numba kernel runs a whole network, time-major, one sample per thread-iteration
-(``prange`` over the batch), so each sample has its own clock: it runs ``steps[b]``
-steps and then stops costing anything (the per-sample active mask).  Spikes propagate
+(``prange`` over the samples listed in ``rows``), so each sample has its own clock: it runs
+``steps[b]`` steps and then stops costing anything (the per-sample active mask); a sample not
+in ``rows`` is not touched at all.  Spikes propagate
 as events: a layer's input current is its bias plus the weight rows of the inputs that
 are active this step (input events come as CSR lists, or are found in dense frames [T, B, N]
 as the sample reaches them) (recurrent layers also add the rows of their own spikes from the
@@ -16,6 +17,13 @@ time loop at the first step >= ``min_steps`` whose confidence is > ``threshold``
 sample's steps run, frozen prediction (argmax of the running sum) and last confidence are
 written to ``stop``, ``pred`` and ``conf``; outputs after the stop step stay 0.  With
 ``exit_code`` 0 the outputs are those of the full run (``pred`` is still filled).
+
+State in and out: a call continues each sample from the state its arrays hold ([B, ...]:
+neuron states ``st*``, last outputs ``ost*``, delay rings ``rg*``, the readout sum ``accs``,
+steps run so far ``stop``, ``exited``) and leaves it there, so a run in chunks (``core.stream``)
+equals one run over the whole input: the input, output and record rows [T, B] are the chunk's
+steps t, while delay slots, evidence scales and ``min_steps`` count global steps ``stop[b] + t``.
+A whole run is one call on a fresh state.  Counts (``cnt*``) are those of this call.
 """
 from __future__ import annotations
 
@@ -52,34 +60,42 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     for fn in (top2, softmax_sums, *MEASURES.values(), *LIMITS.values()):
         parts.append(decorated(inspect.getsource(fn)))
 
-    args = ["ev_ptr", "ev_idx", "ev_val", "X", "Xb", "xmask", "dense_in", "T", "steps"]
+    args = ["rows", "ev_ptr", "ev_idx", "ev_val", "X", "Xb", "xmask", "dense_in", "T", "steps"]
     for li_, (m, rec, dl) in enumerate(signature):
         args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else []) + ([f"off{li_}", f"S{li_}"] if dl else [])
-        args += [f"c{li_}_{c}" for c in m.coefs] + [f"i{li_}_{s}" for s in m.states]
-        args += [f"rec{li_}", f"cnt{li_}"]
-    args += ["record", "out", "exit_code", "threshold", "min_steps", "scales", "log_n", "stop", "pred", "conf", "conf_rec"]
+        args += [f"c{li_}_{c}" for c in m.coefs] + [f"st{li_}_{s}" for s in m.states] + [f"ost{li_}"]
+        args += ([f"rg{li_}"] if dl else []) + [f"rec{li_}", f"cnt{li_}"]
+    args += ["record", "out", "exit_code", "threshold", "min_steps", "scales", "log_n", "accs", "stop", "exited",
+             "pred", "conf", "conf_rec"]
     L = len(signature)
     last = L - 1
     body = [
         # error_model="numpy": no zero-division checks in the hot loops (IEEE results instead).
         '@numba.njit(parallel=True, cache=True, error_model="numpy")',
         f"def run_network({', '.join(args)}):",
-        "    B = steps.shape[0]",
-        "    for b in prange(B):",
+        "    for q_ in prange(rows.shape[0]):",
+        "        b = rows[q_]",
+        "        t0 = stop[b]",
     ]
     ind = " " * 8
     for li_, (m, rec, dl) in enumerate(signature):
         N = f"W{li_}.shape[1]"
         body.append(f"{ind}N{li_} = {N}")
-        if dl:  # this sample's future input currents, [2 S N] (see delay_buffer)
-            body.append(f"{ind}ring{li_} = np.zeros(2 * S{li_} * N{li_}, dtype=out.dtype)")
+        if dl:  # this sample's future input currents, [2 S N] (see delay_buffer), in place
+            body.append(f"{ind}ring{li_} = rg{li_}[b]")
         body.append(f"{ind}cur{li_} = np.empty(N{li_}, dtype=out.dtype)")
-        body.append(f"{ind}o{li_} = np.zeros(N{li_}, dtype=out.dtype)")
+        # Working copies of the state (local arrays: the update loop vectorizes as before),
+        # written back after the sample's steps.
+        body.append(f"{ind}o{li_} = ost{li_}[b].copy()")
         for s in m.states:
-            body.append(f"{ind}s{li_}_{s} = i{li_}_{s}.copy()")
+            body.append(f"{ind}s{li_}_{s} = st{li_}_{s}[b].copy()")
         if m.spiking:
             body.append(f"{ind}sp{li_} = np.empty(N{li_}, dtype=np.int32)")
             body.append(f"{ind}nsp{li_} = 0")
+            if rec:  # the spike list of the last step run, for the recurrent input of the next
+                body.append(f"{ind}for j in range(N{li_}):")
+                body.append(f"{ind}    sp{li_}[nsp{li_}] = j")
+                body.append(f"{ind}    nsp{li_} += o{li_}[j] != 0.0")
         body.append(f"{ind}tot{li_} = 0")
     body.append(f"{ind}NI = W0.shape[0]")
     body.append(f"{ind}act = np.empty(NI if dense_in else 1, dtype=np.int32)")
@@ -91,13 +107,14 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
             body.append(f"{ind}nzi{li_} = np.empty(W{li_}.shape[0], dtype=np.int32)")
             body.append(f"{ind}nzv{li_} = np.empty(W{li_}.shape[0], dtype=out.dtype)")
     # Running sum of the readout (float64, like the torch-side running_logits).
-    body.append(f"{ind}acc = np.zeros(N{last}, dtype=np.float64)")
+    body.append(f"{ind}acc = accs[b].copy()")
     body.append(f"{ind}run_b = steps[b]")
     body.append(f"{ind}cf = 0.0")
     # Threshold 1.0 can never be exceeded: no per-step confidence unless it is recorded.
     body.append(f"{ind}check = exit_code != 0 and (threshold < 1.0 or record)")
     body.append(f"{ind}for t in range(steps[b]):")
     ind2 = " " * 12
+    body.append(f"{ind2}tg = t0 + t")  # the sample's global step
     ind3 = " " * 16
     for li_, (m, rec, dl) in enumerate(signature):
 
@@ -106,7 +123,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
             # (row_adds, the sums of the training paths), or into the delay ring buffers
             if dl:
                 return [f"{ind}for e in range({e0}, {e1}):",
-                        f"{ind}    ring_push(ring{li_}, t % S{li_}, {idx}[e], {val}[e], W{li_}, off{li_})"]
+                        f"{ind}    ring_push(ring{li_}, tg % S{li_}, {idx}[e], {val}[e], W{li_}, off{li_})"]
             return [f"{ind}add_rows(cur{li_}, W{li_}, {idx}, {val}, {e0}, {e1})"]
 
         body.append(f"{ind2}for j in range(N{li_}):")
@@ -146,7 +163,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
                 body.append(f"{ind3}nnz += o{p}[k] != 0.0")
                 body += add_events(f"nzi{li_}", f"nzv{li_}", "0", "nnz", ind2)
         if dl:  # the currents due now (scheduled at this or earlier steps)
-            body.append(f"{ind2}ring_pop(ring{li_}, t % S{li_}, S{li_}, cur{li_})")
+            body.append(f"{ind2}ring_pop(ring{li_}, tg % S{li_}, S{li_}, cur{li_})")
         st = ", ".join(f"s{li_}_{s}[j]" for s in m.states)
         cs = ", ".join(f"c{li_}_{c}[j]" for c in m.coefs)
         news = ", ".join(f"ns_{s}" for s in m.states)
@@ -175,7 +192,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     # it costs nothing more; its prediction is frozen at this step.
     body.append(f"{ind2}if check:")
     body.append(f"{ind3}k1, k2 = top2(acc)")
-    body.append(f"{ind3}sc = scales[t]")
+    body.append(f"{ind3}sc = scales[tg]")
     body.append(f"{ind3}z1 = acc[k1] / sc")
     body.append(f"{ind3}z2 = acc[k2] / sc")
     body.append(f"{ind3}e2 = math.exp(z2 - z1)")
@@ -191,22 +208,29 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     body += _per_measure(ind3 + " " * 8, lambda m: f"cf = {m}(z1, z2, S, Q, log_n)")
     body.append(f"{ind3}        if record:")
     body.append(f"{ind3}            conf_rec[t, b] = cf")
-    body.append(f"{ind3}        if cf > threshold and t + 1 >= min_steps:")
+    body.append(f"{ind3}        if cf > threshold and tg + 1 >= min_steps:")
     body.append(f"{ind3}            run_b = t + 1")
+    body.append(f"{ind3}            exited[b] = True")
     body.append(f"{ind3}            break")
     # Confidence at the last step run (the limits may have skipped computing it there).
     body.append(f"{ind}if exit_code != 0 and run_b > 0:")
-    body.append(f"{ind}    sc = scales[run_b - 1]")
+    body.append(f"{ind}    sc = scales[t0 + run_b - 1]")
     body.append(f"{ind}    k1, k2 = top2(acc)")
     body.append(f"{ind}    z1 = acc[k1] / sc")
     body.append(f"{ind}    z2 = acc[k2] / sc")
     body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1, z2, k1, k2, math.inf)")
     body += _per_measure(ind + " " * 4, lambda m: f"cf = {m}(z1, z2, S, Q, log_n)")
-    for li_ in range(L):
+    body.append(f"{ind}    conf[b] = cf")
+    for li_, (m, _, _) in enumerate(signature):
         body.append(f"{ind}cnt{li_}[b] = tot{li_}")
-    body.append(f"{ind}stop[b] = run_b")
+        body.append(f"{ind}for j in range(N{li_}):")
+        body.append(f"{ind}    ost{li_}[b, j] = o{li_}[j]")
+        for s in m.states:
+            body.append(f"{ind}    st{li_}_{s}[b, j] = s{li_}_{s}[j]")
+    body.append(f"{ind}for j in range(N{last}):")
+    body.append(f"{ind}    accs[b, j] = acc[j]")
+    body.append(f"{ind}stop[b] = t0 + run_b")
     body.append(f"{ind}pred[b] = np.argmax(acc)")
-    body.append(f"{ind}conf[b] = cf")
     parts.append("\n".join(body) + "\n")
     return "".join(parts)
 

@@ -6,20 +6,19 @@ neuron coefficients; ``run`` propagates spikes as weight-row additions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, ShapeError
-from .confidence import EarlyExit, evidence_scales
+from .confidence import EarlyExit
 from ..neurons.base import NeuronModel
-from ..kernels.delay_buffer import ring_offsets
 from ..kernels.dispatch import step_counts
-from ..kernels.event_scan import bits
-from .engine import network_kernel
 from .events import Events, dense_to_events
+from .result import NetworkResult
+from .stream import (NetworkState, NetworkStream, check_early_exit, dense_input, event_input, launch, layer_args,
+                     scales_table)
 
 
 @dataclass
@@ -39,32 +38,6 @@ class Layer:
     @property
     def size(self) -> int:
         return self.weight.shape[1]
-
-
-@dataclass
-class NetworkResult:
-    """out [T, B, N_out] (spikes or readout membrane; 0 after a sample's last step), spike
-    counts per layer ([B] each), steps run per sample [B] (the exit step under early exit),
-    prediction [B] (argmax of the readout summed over the steps run: frozen at the exit),
-    and per-layer recordings [T, B, N] if asked for.  Under early exit also the confidence
-    at the last step run [B] and, when recording, the confidence after every step [T, B]
-    (0 after the exit)."""
-
-    out: torch.Tensor
-    counts: list[torch.Tensor]
-    steps: torch.Tensor
-    records: list[torch.Tensor] = field(default_factory=list)
-    pred: torch.Tensor | None = None
-    confidence: torch.Tensor | None = None
-    confidence_trace: torch.Tensor | None = None
-
-
-@lru_cache(maxsize=64)
-def _scales(T: int, gamma: float) -> np.ndarray:
-    # The evidence divisors t**gamma as the kernel reads them (cached: torch per call costs ~20 us).
-    a = evidence_scales(T, gamma).numpy()
-    a.setflags(write=False)
-    return a
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
@@ -112,10 +85,7 @@ class Network:
             raise ShapeError(f"network input must be [T, B, {self.in_features}], got {tuple(x.shape)}")
         T, B = x.shape[0], x.shape[1]
         steps_np = step_counts(steps, B, T)
-        none = np.zeros(1, dtype=np.int64)
-        frames = _np(x, self.dtype)
-        return self._launch((none, none.astype(np.int32), np.zeros(1, self.dtype), frames, *bits(frames), True),
-                            T, steps_np, record, early_exit)
+        return self._launch(dense_input(_np(x, self.dtype)), T, steps_np, record, early_exit)
 
     def run_events(self, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
                    record: bool = False, early_exit: EarlyExit | None = None) -> NetworkResult:
@@ -125,47 +95,31 @@ class Network:
             raise ShapeError(f"event pointer must have B*T+1 = {B * T + 1} entries, got {ptr.shape[0]}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.in_features):
             raise ShapeError(f"input event channel out of range [0, {self.in_features})")
-        no_frames = np.zeros((1, 1, 1), dtype=self.dtype)
-        return self._launch((ptr, idx, val.astype(self.dtype, copy=False), no_frames, *bits(no_frames), False), T,
-                            steps, record, early_exit)
+        return self._launch(event_input(ptr, idx, val, self.dtype), T, steps, record, early_exit)
+
+    def stream(self, batch: int, *, lengths=None, early_exit: EarlyExit | None = None,
+               record: bool = False) -> NetworkStream:
+        """Online inference on ``batch`` samples fed in chunks: ``s = net.stream(B)``, then
+        ``s.step(chunk)`` per chunk of input (dense [t, B, N_in] or ``Events``) returns that
+        chunk's ``StreamChunk``; the chunks of a stream give, to the bit, ``run`` on the whole
+        input.  lengths: total steps per sample when known (else each ends with a chunk that
+        gives it fewer than t steps); early_exit, record: as for ``run``.  See ``core.stream``."""
+        return NetworkStream(self, batch, lengths=lengths, early_exit=early_exit, record=record)
 
     def _launch(self, inputs: tuple, T: int, steps: np.ndarray, record: bool,
                 early_exit: EarlyExit | None) -> NetworkResult:
+        # A whole run: one chunk of a fresh state (the stream's kernel launch).
         B = steps.shape[0]
-        if early_exit is not None and not isinstance(early_exit, EarlyExit):
-            raise ConfigError(f"early_exit must be an EarlyExit or None, got {type(early_exit).__name__}")
-        n_out = self.layers[-1].size
-        if early_exit is not None and n_out < 2:
-            raise ShapeError(f"early exit needs a readout with at least 2 classes, the network has {n_out}")
-        sig = tuple((l.model, l.recurrent is not None, l.delays is not None) for l in self.layers)
-        kern = network_kernel(sig, self.dtype.name)
-        dummy = np.zeros((1, 1, 1), dtype=self.dtype)
-        args: list = [*inputs, T, steps]
-        recs, cnts = [], []
-        for layer in self.layers:
-            args += [layer.weight, layer.bias] + ([layer.recurrent] if layer.recurrent is not None else [])
-            if layer.delays is not None:
-                args += list(ring_offsets(layer.delays))
-            args += list(layer.coefs) + list(layer.init)
-            rec = np.zeros((T, B, layer.size), dtype=self.dtype) if record else dummy
-            cnt = np.zeros(B, dtype=np.int64)
-            recs.append(rec)
-            cnts.append(cnt)
-            args += [rec, cnt]
-        out = np.zeros((T, B, n_out), dtype=self.dtype)
-        stop = np.zeros(B, dtype=np.int64)
-        pred = np.zeros(B, dtype=np.int64)
-        conf = np.zeros(B, dtype=np.float64)
+        check_early_exit(early_exit, self.layers[-1].size)
         ee = early_exit
-        conf_rec = np.zeros((T, B) if (record and ee is not None) else (1, 1), dtype=np.float64)
-        args += [record, out, ee.code if ee is not None else 0, float(ee.threshold) if ee is not None else 1.0,
-                 ee.min_steps if ee is not None else 1,
-                 _scales(max(T, 1), ee.gamma if ee is not None else 1.0),
-                 float(np.log(max(n_out, 2))), stop, pred, conf, conf_rec]
-        kern.run_network(*args)
+        consts = layer_args(self.layers)  # (checks the delays first)
+        state = NetworkState.fresh(self.layers, B, self.dtype)
+        out, cnts, recs, conf_rec = launch(self.layers, self.dtype, consts, state, inputs, T, steps,
+                                           np.flatnonzero(steps > 0), record, ee,
+                                           scales_table(max(T, 1), ee.gamma if ee is not None else 1.0))
         return NetworkResult(out=torch.from_numpy(out), counts=[torch.from_numpy(c) for c in cnts],
-                             steps=torch.from_numpy(stop),
+                             steps=torch.from_numpy(state.steps),
                              records=[torch.from_numpy(r) for r in recs] if record else [],
-                             pred=torch.from_numpy(pred),
-                             confidence=torch.from_numpy(conf) if ee is not None else None,
+                             pred=torch.from_numpy(state.pred),
+                             confidence=torch.from_numpy(state.confidence) if ee is not None else None,
                              confidence_trace=torch.from_numpy(conf_rec) if (record and ee is not None) else None)

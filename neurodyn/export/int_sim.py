@@ -9,6 +9,12 @@ summed input is saturated to the state range (counted), then the neuron's intege
 and counting every value it writes.  All arithmetic is int64 on integers that fit the
 format, so the result does not depend on summation order, thread count or backend.
 
+The state each sample carries from step to step (neuron states, last outputs, delay
+buffers, steps run) lives in arrays [B, ...] the kernel reads and writes (``IntState``), so a
+run in chunks (``export.int_stream``) equals one run over the whole input: the input,
+output and record rows are the chunk's steps, the delay slots count each sample's global
+steps.  A whole run is one call on a fresh state; only the samples in ``rows`` are run.
+
 ``simulate_reference`` runs the same network with dense numpy int64 matrix products over
 the whole batch and the very same step source with the same primitives (``int_prims``'s
 ``py_func``): a second, independent propagation path that must give identical integers.
@@ -24,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ShapeError
+from ..core.stream import SampleState
 from ..kernels.codegen import decorated, load_module
 from ..kernels.dispatch import step_counts
 from ..kernels.sparse_linear import to_csr
@@ -74,6 +81,7 @@ class IntResult:
 
 
 Signature = tuple[tuple[NeuronModel, bool, bool], ...]
+COUNTERS = ("counts", "sat_input", "sat_state", "peak_input", "peak_state")  # per layer [B] in IntResult
 
 
 def render_kernel_module(signature: Signature, rounding: str) -> str:
@@ -91,29 +99,32 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
             parts.append(decorated(src))
             steps[m.name] = fn
             seen.add(m.name)
-    args = ["ev_ptr", "ev_idx", "ev_val", "T", "steps", "smax", "fbits"]
+    args = ["rows", "ev_ptr", "ev_idx", "ev_val", "T", "steps", "start", "smax", "fbits"]
     for l, (m, rec, dl) in enumerate(signature):
         args += [f"W{l}", f"b{l}"] + ([f"R{l}"] if rec else []) + ([f"D{l}"] if dl else [])
-        args += [f"c{l}_{c}" for c in m.coefs] + [f"i{l}_{s}" for s in m.states]
-        args += [f"rec{l}_out"] + [f"rec{l}_{s}" for s in m.states]
+        args += [f"c{l}_{c}" for c in m.coefs] + [f"st{l}_{s}" for s in m.states] + [f"ost{l}"]
+        args += ([f"dbuf{l}"] if dl else []) + [f"rec{l}_out"] + [f"rec{l}_{s}" for s in m.states]
         args += [f"cnt{l}", f"satin{l}", f"satst{l}", f"pkin{l}", f"pkst{l}"]
     args += ["record", "out"]
     L = len(signature)
     i1, i2, i3, i4 = (" " * n for n in (8, 12, 16, 20))
-    body = ["    B = steps.shape[0]", "    for b in prange(B):"]
+    body = ["    for q_ in prange(rows.shape[0]):", f"{i1}b = rows[q_]", f"{i1}t0 = start[b]"]
     for l, (m, rec, dl) in enumerate(signature):
         body.append(f"{i1}N{l} = W{l}.shape[1]")
-        if dl:
-            body.append(f"{i1}Q{l} = 1 + (D{l}.max() if D{l}.size else 0)")
-            body.append(f"{i1}buf{l} = np.zeros((Q{l}, N{l}), dtype=np.int64)")
+        if dl:  # this sample's delay buffer [Q, N] (Q = max delay + 1), in place
+            body.append(f"{i1}buf{l} = dbuf{l}[b]")
+            body.append(f"{i1}Q{l} = buf{l}.shape[0]")
         body.append(f"{i1}cur{l} = np.zeros(N{l}, dtype=np.int64)")
-        body.append(f"{i1}o{l} = np.zeros(N{l}, dtype=np.int64)")
+        body.append(f"{i1}o{l} = ost{l}[b].copy()")
         for s in m.states:
-            body.append(f"{i1}s{l}_{s} = i{l}_{s}.copy()")
+            body.append(f"{i1}s{l}_{s} = st{l}_{s}[b].copy()")
         body.append(f"{i1}sp{l} = np.empty(N{l}, dtype=np.int64)")
-        body += [f"{i1}nsp{l} = 0", f"{i1}tot{l} = 0", f"{i1}si{l} = 0", f"{i1}ss{l} = 0", f"{i1}pi{l} = 0",
-                 f"{i1}ps{l} = 0"]
+        body.append(f"{i1}nsp{l} = 0")
+        if rec and m.spiking:  # the last step's spike list, for the recurrent input of the next
+            body += [f"{i1}for j in range(N{l}):", f"{i2}sp{l}[nsp{l}] = j", f"{i2}nsp{l} += o{l}[j]"]
+        body += [f"{i1}tot{l} = 0", f"{i1}si{l} = 0", f"{i1}ss{l} = 0", f"{i1}pi{l} = 0", f"{i1}ps{l} = 0"]
     body.append(f"{i1}for t in range(steps[b]):")
+    body.append(f"{i2}tg = t0 + t")  # the sample's global step
     for l, (m, rec, dl) in enumerate(signature):
         body.append(f"{i2}for j in range(N{l}):")
         body.append(f"{i3}cur{l}[j] = b{l}[j]")
@@ -129,11 +140,11 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
             body += [f"{i2}for q in range(nsp{l - 1}):", f"{i3}k = sp{l - 1}[q]", f"{i3}a = 1"]
         body.append(f"{i3}for j in range(N{l}):")
         if dl:
-            body.append(f"{i4}buf{l}[(t + D{l}[k, j]) % Q{l}, j] += a * W{l}[k, j]")
+            body.append(f"{i4}buf{l}[(tg + D{l}[k, j]) % Q{l}, j] += a * W{l}[k, j]")
         else:
             body.append(f"{i4}cur{l}[j] += a * W{l}[k, j]")
         if dl:
-            body += [f"{i2}slot = t % Q{l}", f"{i2}for j in range(N{l}):", f"{i3}cur{l}[j] += buf{l}[slot, j]",
+            body += [f"{i2}slot = tg % Q{l}", f"{i2}for j in range(N{l}):", f"{i3}cur{l}[j] += buf{l}[slot, j]",
                      f"{i3}buf{l}[slot, j] = 0"]
         st = ", ".join(f"s{l}_{s}[j]" for s in m.states)
         cs = ", ".join(f"c{l}_{c}[j]" for c in m.coefs)
@@ -157,9 +168,11 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
         if l == L - 1:
             body += [f"{i2}for j in range(N{l}):", f"{i3}out[t, b, j] = o{l}[j]"]
         body.append(f"{i2}tot{l} += nsp{l}")
-    for l in range(L):
+    for l, (m, _, _) in enumerate(signature):
         body += [f"{i1}cnt{l}[b] = tot{l}", f"{i1}satin{l}[b] = si{l}", f"{i1}satst{l}[b] = ss{l}",
-                 f"{i1}pkin{l}[b] = pi{l}", f"{i1}pkst{l}[b] = ps{l}"]
+                 f"{i1}pkin{l}[b] = pi{l}", f"{i1}pkst{l}[b] = ps{l}", f"{i1}for j in range(N{l}):",
+                 f"{i2}ost{l}[b, j] = o{l}[j]"] + [f"{i2}st{l}_{s}[b, j] = s{l}_{s}[j]" for s in m.states]
+    body.append(f"{i1}start[b] = t0 + steps[b]")
     text = "\n".join(body) + "\n"
     # The same body twice: multi-threaded over the batch, and serial (for the identity test).
     for name, par in (("run_parallel", True), ("run_serial", False)):
@@ -198,28 +211,61 @@ def _narrow(w: np.ndarray) -> np.ndarray:
     return w
 
 
-def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel: bool = True) -> IntResult:
-    """Run the integer kernel on a dense input x [T, B, N_in] of counts (torch or numpy).
+@dataclass
+class IntState(SampleState):
+    """Each sample's state between two steps of the integer network (int64 arrays [B, ...]).
 
-    steps: [B] number of steps per sample (default T; later steps cost nothing and output 0).
-    parallel: threads over the batch (False: the serial build of the same kernel).
+    states: per layer, the neuron's state variables by name ([B, N] each, state units);
+    outputs: per layer, its output at the last step run [B, N]; buffers: per layer, the delay
+    buffer of scheduled inputs [B, max_delay + 1, N] (None without delays); steps: steps run [B];
+    totals: the five counters of ``IntResult`` ('counts', 'sat_input', ...; per layer [B]) since
+    each sample started (kept by ``int_stream``; the kernel does not read them).
     """
-    a = integer_input(x, q.in_features)
-    T, B = a.shape[:2]
-    st = step_counts(steps, B, T)
-    ptr, idx, val = to_csr(np.ascontiguousarray(a.transpose(1, 0, 2).reshape(B * T, -1)))
+
+    states: list[dict[str, np.ndarray]]
+    outputs: list[np.ndarray]
+    buffers: list[np.ndarray | None]
+    steps: np.ndarray
+    totals: dict[str, list[np.ndarray]]
+
+    @classmethod
+    def fresh(cls, q: QuantizedNetwork, batch: int) -> "IntState":
+        """B samples at step 0: each layer's initial state, no outputs, empty delay buffers."""
+        return cls(states=[{s: np.broadcast_to(np.asarray(i, np.int64), (batch, l.size)).copy()
+                            for s, i in zip(l.model.states, l.init)} for l in q.layers],
+                   outputs=[np.zeros((batch, l.size), np.int64) for l in q.layers],
+                   buffers=[None if l.delay is None else np.zeros((batch, l.max_delay + 1, l.size), np.int64)
+                            for l in q.layers],
+                   steps=np.zeros(batch, np.int64),
+                   totals={k: [np.zeros(batch, np.int64) for _ in q.layers] for k in COUNTERS})
+
+
+def layer_args(q: QuantizedNetwork) -> list[list]:
+    """Per layer, the kernel's constant arguments: integer weights, bias, recurrent weights, delays, coefficients."""
+    out = []
+    for l in q.layers:
+        a = [_narrow(l.weight_int()), l.bias_int()]
+        if l.recurrent is not None:
+            a.append(_narrow(l.recurrent_int()))
+        if l.delay is not None:
+            a.append(np.ascontiguousarray(l.delay, dtype=np.int64))
+        out.append(a + list(l.coef_tuple()))
+    return out
+
+
+def launch(q: QuantizedNetwork, consts: list[list], state: IntState, ptr: np.ndarray, idx: np.ndarray,
+           val: np.ndarray, T: int, steps: np.ndarray, rows: np.ndarray, record: bool,
+           parallel: bool = True) -> IntResult:
+    """Run samples ``rows`` for ``steps[b]`` steps of CSR input (row b*T + t: sample b's counts at
+    step t; int64) from their ``state`` on (updated in place); the result covers these steps."""
+    B = steps.shape[0]
     kern = int_kernel(_signature(q), q.fmt.rounding)
     dummy = np.zeros((1, 1, 1), dtype=np.int64)
-    args: list = [ptr, idx.astype(np.int64), val.astype(np.int64), T, st, q.fmt.state_max, q.fmt.frac_bits]
+    args: list = [rows, ptr, idx, val, T, steps, state.steps, q.fmt.state_max, q.fmt.frac_bits]
     res = IntResult(out=np.zeros((T, B, q.layers[-1].size), dtype=np.int64), counts=[], sat_input=[], sat_state=[],
-                    peak_input=[], peak_state=[], steps=st.copy())
-    for l in q.layers:
-        args += [_narrow(l.weight_int()), l.bias_int()]
-        if l.recurrent is not None:
-            args.append(_narrow(l.recurrent_int()))
-        if l.delay is not None:
-            args.append(np.ascontiguousarray(l.delay, dtype=np.int64))
-        args += list(l.coef_tuple()) + [np.ascontiguousarray(i, dtype=np.int64) for i in l.init]
+                    peak_input=[], peak_state=[], steps=steps.copy())
+    for l, c, st, o, buf in zip(q.layers, consts, state.states, state.outputs, state.buffers):
+        args += c + [st[s] for s in l.model.states] + [o] + ([buf] if buf is not None else [])
         recs = {k: (np.zeros((T, B, l.size), dtype=np.int64) if record else dummy) for k in ("out",) + l.model.states}
         if record:
             res.records.append(recs)
@@ -231,6 +277,26 @@ def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel:
     args += [record, res.out]
     (kern.run_parallel if parallel else kern.run_serial)(*args)
     return res
+
+
+def dense_events(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR (ptr [B*T+1], channel [E], count [E], all int64) of integer counts a [T, B, N_in]."""
+    T, B = a.shape[:2]
+    ptr, idx, val = to_csr(np.ascontiguousarray(a.transpose(1, 0, 2).reshape(B * T, -1)))
+    return ptr, idx.astype(np.int64), val.astype(np.int64)
+
+
+def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel: bool = True) -> IntResult:
+    """Run the integer kernel on a dense input x [T, B, N_in] of counts (torch or numpy).
+
+    steps: [B] number of steps per sample (default T; later steps cost nothing and output 0).
+    parallel: threads over the batch (False: the serial build of the same kernel).
+    """
+    a = integer_input(x, q.in_features)
+    T, B = a.shape[:2]
+    st = step_counts(steps, B, T)
+    return launch(q, layer_args(q), IntState.fresh(q, B), *dense_events(a), T, st, np.flatnonzero(st > 0), record,
+                  parallel)
 
 
 @lru_cache(maxsize=None)
@@ -295,4 +361,5 @@ def simulate_reference(q: QuantizedNetwork, x, steps=None, record: bool = False)
     return res
 
 
-__all__ = ["IntResult", "int_kernel", "integer_input", "render_kernel_module", "simulate", "simulate_reference"]
+__all__ = ["IntResult", "IntState", "dense_events", "int_kernel", "integer_input", "launch", "layer_args",
+           "render_kernel_module", "simulate", "simulate_reference"]

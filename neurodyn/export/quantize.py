@@ -113,6 +113,11 @@ class QuantizedNetwork:
         from .int_sim import simulate
         return simulate(self, x, steps=steps, record=record, parallel=parallel)
 
+    def stream(self, batch: int, *, lengths=None, record: bool = False, parallel: bool = True):
+        """The integer simulator on ``batch`` samples fed in chunks (see ``int_stream.IntStream``)."""
+        from .int_stream import IntStream
+        return IntStream(self, batch, lengths=lengths, record=record, parallel=parallel)
+
     def to_network(self) -> Network:
         """The dequantized float network (float64 core.Network): integers / scale, gain 1.
 

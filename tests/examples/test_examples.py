@@ -95,3 +95,11 @@ def test_ltc_cfc(tmp_path):
     assert acc["LTC (numba), elapsed times"] >= acc["LTC (numba), gaps taken as 1"] + 0.2
     assert r["kernel_error"] < 1e-4            # float32 fused kernel vs the torch loop, 32 steps x 3 unfolds
     _plots_written(r)
+
+
+def test_streaming(tmp_path):
+    r = _load("streaming").main(tmp_path)
+    assert r["stream_equals_whole_run"]                          # 10 ms chunks == one run, to the bit
+    assert (r["steps"] < r["lengths"]).any() and (r["steps"] == r["lengths"]).any()  # some exit, some run out
+    assert r["skipped"] > 0.1
+    _plots_written(r)
