@@ -119,19 +119,16 @@ class QuantizedNetwork:
         return IntStream(self, batch, lengths=lengths, record=record, parallel=parallel)
 
     def to_network(self) -> Network:
-        """The dequantized float network (float64 core.Network): integers / scale, gain 1.
-
-        Delays are not part of core.Network; a delayed network raises ConfigError.
-        """
-        if any(l.delay is not None and l.max_delay > 0 for l in self.layers):
-            raise ConfigError("core.Network has no synaptic delays; run a delayed network with simulate()")
+        """The dequantized float network (float64 core.Network): integers / scale, gain 1,
+        the same integer delays."""
         out = []
         for l in self.layers:
             s = l.scale
             coefs = tuple(_dequant_coef(c, l.coefs[c], s, self.fmt) for c in l.model.coefs)
             rec = l.recurrent_int()
             out.append(Layer(weight=l.weight_int() / s, bias=l.bias_int() / s, model=l.model, coefs=coefs,
-                             init=tuple(i / s for i in l.init), recurrent=None if rec is None else rec / s))
+                             init=tuple(i / s for i in l.init), recurrent=None if rec is None else rec / s,
+                             delays=None if l.delay is None else np.asarray(l.delay, dtype=np.int64)))
         return Network(out, dtype=np.float64)
 
 
@@ -345,8 +342,9 @@ def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", 
 
     fmt: preset name ('loihi', 'wide16') or a FixedPointFormat.  calib: optional input
     [T, B, N_in] (integer counts) to choose the per-layer scales from the integer network's
-    own peaks.  delays: optional per-layer integer delays [N_in, N_out] in steps (None per
-    layer for none).  input_max: largest input count per channel and step (the readout's
+    own peaks.  delays: per-layer integer delays [N_in, N_out] in steps (None per layer for
+    none); by default the network's own (a model's rounded ``DelayedLinear`` delays, or a
+    core.Network's ``Layer.delays``).  input_max: largest input count per channel and step (the readout's
     worst-case bound without calibration).  log2_scales: fix the per-layer state scales
     (e.g. those a quantization-aware fine-tuning trained with); calib then only fills the report.
     """
@@ -354,7 +352,7 @@ def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", 
     net, dt = _lift(model)
     folded = [_fold(l) for l in net.layers]
     if delays is None:
-        delays = [None] * len(folded)
+        delays = [l.delays for l in net.layers]
     if len(delays) != len(folded):
         raise ConfigError(f"delays: one entry per layer ({len(folded)}), got {len(delays)}")
     caps = [_max_log2_scale(f, fmt) for f in folded]

@@ -108,3 +108,32 @@ def test_bad_networks_and_delays_raise():
         quantize(torch.nn.Sequential(ndn.Linear(3, 2), ndn.LIF(threshold=-1.0)))
     with pytest.raises(ConfigError, match="readout"):
         quantize(torch.nn.Sequential(ndn.Linear(3, 2), ndn.LI(), ndn.Linear(2, 2), ndn.LIF()))
+
+
+def test_a_delayed_model_keeps_its_rounded_delays():
+    """quantize(model) takes the integer delays the model's rounded DelayedLinear layers hold: the
+    integer network, its dequantized core.Network and the float event core agree."""
+    from neurodyn.nn.delays import DelayedLinear, round_delays
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(DelayedLinear(30, 24, max_delay=7, bias=True, dtype=torch.float64),
+                              ndn.LIF(tau_mem=5.0, threshold=0.3),
+                              DelayedLinear(24, 6, max_delay=4, dtype=torch.float64), ndn.LI(tau_mem=8.0))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, DelayedLinear):
+                m.weight.mul_(3.0)
+    net = round_delays(net).eval()
+    x = spikes_input(T=40, B=5, n=30)
+    core = to_network(net)
+    q = quantize(net, "wide16", calib=x)
+    for ql, cl in zip(q.layers, core.layers):
+        np.testing.assert_array_equal(ql.delay, cl.delays)
+    assert q.layers[0].max_delay > 0
+    dq = q.to_network()
+    np.testing.assert_array_equal(dq.layers[0].delays, core.layers[0].delays)
+    ref = core.run(x, record=True)
+    res = dq.run(x, record=True)
+    assert ref.records[0].sum() > 0
+    assert float((res.records[0] != ref.records[0]).float().mean()) < 0.02    # 16-bit weights: few flips
+    ints = q.simulate(x)
+    np.testing.assert_array_equal(np.asarray(ints.counts[0]), res.counts[0].numpy())
