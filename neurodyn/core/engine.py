@@ -3,20 +3,20 @@
 One Numba kernel runs a whole network, time-major, one sample per thread-iteration
 (``prange`` over the samples listed in ``rows``), so each sample has its own clock: it runs
 ``steps[b]`` steps and then stops costing anything (the per-sample active mask); a sample not
-in ``rows`` is not touched at all.  Spikes propagate
-as events: a layer's input current is its bias plus the weight rows of the inputs that
-are active this step (input events come as CSR lists, or are found in dense frames [T, B, N]
-as the sample reaches them) (recurrent layers also add the rows of their own spikes from the
-previous step).  Non-spiking layers (LI readouts) pass their full output densely.  The
-neuron updates call the same derived step functions as the training kernels.
+in ``rows`` is not touched at all.  Spikes propagate as events: a layer's input current is its
+bias plus the weight rows of the inputs that are active this step (input events come as CSR
+lists, or are found in dense frames [T, B, N] as the sample reaches them) (recurrent layers
+also add the rows of their own spikes from the previous step).  Non-spiking layers (LI
+readouts) pass their full output densely.  The neuron updates call the same derived step
+functions as the training kernels.
 
 Early exit (``exit_code`` > 0): after every step the kernel adds the readout (last layer's
 output) to a float64 running sum, evaluates the chosen confidence measure of the evidence
 sum / t**gamma (``scales``; ``core.confidence``, compiled in from its one definition) and ends the sample's
 time loop at the first step >= ``min_steps`` whose confidence is > ``threshold``.  The
 sample's steps run, frozen prediction (argmax of the running sum) and last confidence are
-written to ``stop``, ``pred`` and ``conf``; outputs after the stop step stay 0.  With
-``exit_code`` 0 the outputs are those of the full run (``pred`` is still filled).
+written to ``stop``, ``pred`` and ``conf`` (and ``exited`` set); outputs after the stop step
+stay 0.  With ``exit_code`` 0 the outputs are those of the full run (``pred`` is still filled).
 
 State in and out: a call continues each sample from the state its arrays hold ([B, ...]:
 neuron states ``st*``, last outputs ``ost*``, delay rings ``rg*``, the readout sum ``accs``,

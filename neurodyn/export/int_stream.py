@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.events import Events
-from ..core.stream import Stream, chunk_length
+from ..core.stream import Stream, chunk_length, finite
 from ..errors import ConfigError, ShapeError
 from .int_sim import COUNTERS, IntResult, IntState, dense_events, integer_input, launch, layer_args
 
@@ -67,7 +67,7 @@ def _chunk_counts(x, t: int, B: int, n_in: int) -> tuple[np.ndarray, np.ndarray,
             raise ConfigError("the integer simulator takes whole-number inputs (spike counts); got fractional values")
         return x.ptr, x.idx.astype(np.int64), x.val.astype(np.int64)
     a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not finite(a):
         raise ShapeError("the chunk has NaN or inf values")
     return dense_events(integer_input(a.reshape(t, B, n_in), n_in))
 
