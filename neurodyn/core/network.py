@@ -17,8 +17,8 @@ from ..neurons.base import NeuronModel
 from ..kernels.dispatch import step_counts
 from .events import Events, dense_to_events
 from .result import NetworkResult
-from .stream import (NetworkState, NetworkStream, check_early_exit, dense_input, event_input, launch, layer_args,
-                     scales_table)
+from .stream import (NetworkState, NetworkStream, PerSample, check_early_exit, dense_input, event_input, launch,
+                     layer_args, scales_table)
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Network:
             raise ShapeError(f"input event channel out of range [0, {self.in_features})")
         return self._launch(event_input(ptr, idx, val, self.dtype), T, steps, record, early_exit)
 
-    def stream(self, batch: int, *, lengths=None, early_exit: EarlyExit | None = None,
+    def stream(self, batch: int, *, lengths: PerSample = None, early_exit: EarlyExit | None = None,
                record: bool = False) -> NetworkStream:
         """Online inference on ``batch`` samples fed in chunks: ``s = net.stream(B)``, then
         ``s.step(chunk)`` per chunk of input (dense [t, B, N_in] or ``Events``) returns that

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -36,6 +36,11 @@ from .result import StreamChunk
 
 if TYPE_CHECKING:  # annotations only: network.py builds streams
     from .network import Layer, Network
+
+# Per-sample integers [B] (steps, lengths: one number for all where it says so), and batch slots
+# (an index, indices or a bool mask [B]).
+PerSample = Union[int, Sequence[int], np.ndarray, torch.Tensor, None]
+Samples = Union[int, Sequence[int], np.ndarray, torch.Tensor, None]
 
 
 @lru_cache(maxsize=64)
@@ -98,7 +103,7 @@ class SampleState:
             for a, b in zip(_leaves(getattr(self, f.name)), _leaves(getattr(fresh, f.name))):
                 a[rows] = b[rows]
 
-    def copy(self):
+    def copy(self) -> SampleState:
         """A deep copy (a snapshot the stream does not change)."""
         return type(self)(**{f.name: _copied(getattr(self, f.name)) for f in fields(self)})
 
@@ -193,7 +198,7 @@ class StreamClock:
     the integer simulator share it.
     """
 
-    def __init__(self, batch: int, lengths=None) -> None:
+    def __init__(self, batch: int, lengths: PerSample = None) -> None:
         if not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ConfigError(f"a stream needs a batch size >= 1, got {batch!r}")
         self.batch = int(batch)
@@ -201,7 +206,7 @@ class StreamClock:
         self.ended = np.zeros(self.batch, dtype=np.bool_)
         self.restart(np.arange(self.batch), lengths)
 
-    def select(self, samples) -> np.ndarray:
+    def select(self, samples: Samples) -> np.ndarray:
         """Batch slots [k] (int64) of ``samples``: None (all), an index, indices or a bool mask [B]."""
         B = self.batch
         if samples is None:
@@ -216,7 +221,7 @@ class StreamClock:
             raise ShapeError(f"samples must be indices in [0, {B}) or a bool mask [{B}], got {samples!r}")
         return a.astype(np.int64)
 
-    def restart(self, rows: np.ndarray, lengths=None) -> None:
+    def restart(self, rows: np.ndarray, lengths: PerSample = None) -> None:
         """New streams in slots ``rows``: lengths None (open-ended), one number, or one per slot."""
         if lengths is None:
             new = np.full(rows.shape[0], -1, dtype=np.int64)
@@ -230,7 +235,7 @@ class StreamClock:
         self.lengths[rows] = new
         self.ended[rows] = new == 0
 
-    def chunk_steps(self, t: int, steps, run: np.ndarray) -> np.ndarray:
+    def chunk_steps(self, t: int, steps: PerSample, run: np.ndarray) -> np.ndarray:
         """Steps [B] each sample runs in a chunk of t steps, given the steps ``run`` [B] so far.
 
         steps None: all t, cut at each sample's length (0 once it has ended).  steps [B]: sample
@@ -259,7 +264,7 @@ class StreamClock:
         return n
 
 
-def chunk_length(x, B: int, n_in: int) -> int:
+def chunk_length(x: torch.Tensor | np.ndarray | Events, B: int, n_in: int) -> int:
     """Steps t of a chunk (dense [t, B, N_in] / [B, N_in] or Events), checking its batch and width."""
     if isinstance(x, Events):
         if x.B != B or x.n_channels != n_in:
@@ -281,7 +286,7 @@ class Stream:
     clock (``StreamClock``), its state (a ``SampleState`` [B, ...]) and a fresh state to restart
     samples from.  ``fresh(batch)`` builds the initial state of a batch."""
 
-    def __init__(self, batch: int, lengths, fresh) -> None:
+    def __init__(self, batch: int, lengths: PerSample, fresh: Callable[[int], SampleState]) -> None:
         self.clock = StreamClock(batch, lengths)
         self._fresh = fresh(self.clock.batch)
         self._state = self._fresh.copy()
@@ -291,11 +296,11 @@ class Stream:
         return self.clock.batch
 
     @property
-    def state(self):
+    def state(self) -> SampleState:
         """The live state (arrays [B, ...]; ``state.copy()`` for a snapshot)."""
         return self._state
 
-    def reset(self, samples=None, lengths=None) -> None:
+    def reset(self, samples: Samples = None, lengths: PerSample = None) -> None:
         """Start new samples in batch slots ``samples`` (None: all; indices or a bool mask [B]) at
         step 0 from the network's initial state; lengths: theirs (None: open-ended)."""
         rows = self.clock.select(samples)
@@ -312,7 +317,7 @@ class NetworkStream(Stream):
     layer's output [t, B, N] (and the confidence after every step).
     """
 
-    def __init__(self, net: Network, batch: int, *, lengths=None, early_exit: EarlyExit | None = None,
+    def __init__(self, net: Network, batch: int, *, lengths: PerSample = None, early_exit: EarlyExit | None = None,
                  record: bool = False) -> None:
         check_early_exit(early_exit, net.layers[-1].size)
         self.net, self.early_exit, self.record = net, early_exit, bool(record)
@@ -324,7 +329,7 @@ class NetworkStream(Stream):
         """[B] bool: samples that run no more steps (exited, or their stream has ended)."""
         return torch.from_numpy(self._state.exited | self.clock.ended)
 
-    def step(self, x: torch.Tensor | np.ndarray | Events, steps=None) -> StreamChunk:
+    def step(self, x: torch.Tensor | np.ndarray | Events, steps: PerSample = None) -> StreamChunk:
         """Run the next t steps: x dense [t, B, N_in] (or one step [B, N_in]) or ``Events`` (T = t).
 
         steps: [B] steps of the chunk that belong to each sample (default: all t, up to its

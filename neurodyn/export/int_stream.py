@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from ..core.events import Events
-from ..core.stream import Stream, chunk_length, finite
+from ..core.stream import PerSample, Stream, chunk_length, finite
 from ..errors import ConfigError, ShapeError
 from .int_sim import COUNTERS, IntResult, IntState, dense_events, integer_input, launch, layer_args
 
@@ -60,13 +61,13 @@ class IntChunk(IntResult):
                                   for i, rec in enumerate(last.records)])
 
 
-def _chunk_counts(x, t: int, B: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _chunk_counts(x: torch.Tensor | np.ndarray | Events, t: int, B: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR int64 (ptr, channel, count) of a chunk's integer input."""
     if isinstance(x, Events):
         if not np.all(x.val == np.rint(x.val)):
             raise ConfigError("the integer simulator takes whole-number inputs (spike counts); got fractional values")
         return x.ptr, x.idx.astype(np.int64), x.val.astype(np.int64)
-    a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if a.dtype.kind == "f" and not finite(a):
         raise ShapeError("the chunk has NaN or inf values")
     return dense_events(integer_input(a.reshape(t, B, n_in), n_in))
@@ -80,7 +81,7 @@ class IntStream(Stream):
     parallel: threads over the batch (False: the serial build of the same kernel).
     """
 
-    def __init__(self, q: QuantizedNetwork, batch: int, *, lengths=None, record: bool = False,
+    def __init__(self, q: QuantizedNetwork, batch: int, *, lengths: PerSample = None, record: bool = False,
                  parallel: bool = True) -> None:
         self.q, self.record, self.parallel = q, bool(record), bool(parallel)
         self._consts = layer_args(q)
@@ -91,7 +92,7 @@ class IntStream(Stream):
         """[B] bool: samples whose stream has ended."""
         return self.clock.ended.copy()
 
-    def step(self, x, steps=None) -> IntChunk:
+    def step(self, x: torch.Tensor | np.ndarray | Events, steps: PerSample = None) -> IntChunk:
         """Run the next t steps: x integer counts [t, B, N_in] (or one step [B, N_in]; torch or
         numpy) or ``Events`` (T = t).  steps: [B] steps of the chunk that belong to each sample
         (default: all t, up to its length); a sample given fewer ends its stream here."""
@@ -112,7 +113,8 @@ class IntStream(Stream):
                         totals={k: [a.copy() for a in arrs] for k, arrs in st.totals.items()})
 
 
-def stream(q: QuantizedNetwork, batch: int, *, lengths=None, record: bool = False, parallel: bool = True) -> IntStream:
+def stream(q: QuantizedNetwork, batch: int, *, lengths: PerSample = None, record: bool = False,
+           parallel: bool = True) -> IntStream:
     """An ``IntStream`` of the quantized network ``q`` on ``batch`` samples."""
     return IntStream(q, batch, lengths=lengths, record=record, parallel=parallel)
 

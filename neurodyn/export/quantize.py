@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,6 +36,10 @@ from ..neurons.base import NeuronModel
 from ..nn.neurons import SpikingNeuron
 from .fixed_point import FixedPointFormat, get_format, mantissa_exponent, mantissa_range, round_half_away
 from .int_step import COEF_KINDS, check_model
+
+if TYPE_CHECKING:  # annotations only: int_stream runs this module's networks
+    from ..core.stream import PerSample
+    from .int_stream import IntStream
 
 
 @dataclass
@@ -113,7 +118,8 @@ class QuantizedNetwork:
         from .int_sim import simulate
         return simulate(self, x, steps=steps, record=record, parallel=parallel)
 
-    def stream(self, batch: int, *, lengths=None, record: bool = False, parallel: bool = True):
+    def stream(self, batch: int, *, lengths: PerSample = None, record: bool = False,
+               parallel: bool = True) -> IntStream:
         """The integer simulator on ``batch`` samples fed in chunks (see ``int_stream.IntStream``)."""
         from .int_stream import IntStream
         return IntStream(self, batch, lengths=lengths, record=record, parallel=parallel)
