@@ -37,7 +37,8 @@ class StreamChunk(NetworkResult):
     so far (frozen once a sample exits).  Beside them, each sample's stream so far:
     total_steps [B] (steps run since it started: the exit step once it has exited),
     total_counts (spikes per layer [B]), exited [B] (bool: stopped by early exit; new_exits
-    marks those that stopped in this chunk) and ended [B] (bool: its stream reached its length).
+    marks those that stopped in this chunk) and ended [B] (bool: its stream is over: it reached
+its length, or a chunk gave it fewer steps than the chunk has).
     """
 
     total_steps: torch.Tensor | None = None

@@ -35,7 +35,8 @@ class IntChunk(IntResult):
     The ``IntResult`` fields cover this chunk: out [t, B, N_out], per layer the spikes,
     saturations and peaks of its steps ([B] each), steps run in it [B] and records [t, B, N]
     (0 after a sample's last step).  Beside them, each sample's stream so far: total_steps [B],
-    ended [B] (bool: its stream reached its length) and ``totals``: the same five per-layer
+    ended [B] (bool: its stream is over: its length reached, or a chunk gave it fewer steps than
+    the chunk has) and ``totals``: the same five per-layer
     counters since the sample started ({'counts': [[B], ...], 'sat_input': ..., ...}).
     """
 
