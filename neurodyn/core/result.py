@@ -38,7 +38,7 @@ class StreamChunk(NetworkResult):
     total_steps [B] (steps run since it started: the exit step once it has exited),
     total_counts (spikes per layer [B]), exited [B] (bool: stopped by early exit; new_exits
     marks those that stopped in this chunk) and ended [B] (bool: its stream is over: it reached
-its length, or a chunk gave it fewer steps than the chunk has).
+    its length, or a chunk gave it fewer steps than the chunk has).
     """
 
     total_steps: torch.Tensor | None = None
