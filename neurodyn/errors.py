@@ -23,3 +23,6 @@ class DataFormatError(NeurodynError, ValueError):
 
     The message always names the file and the problem.
     """
+
+
+__all__ = ["NeurodynError", "ConfigError", "ShapeError", "BackendUnavailableError", "DataFormatError"]
