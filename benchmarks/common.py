@@ -31,6 +31,8 @@ VERSIONED = ("torch", "numba", "numpy", "spikingjelly", "snntorch", "norse", "nc
 # The sample data sets in datasets/ and the training config each one runs with.
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = {"SHD": ROOT / "datasets" / "shd_sample", "N-MNIST": ROOT / "datasets" / "nmnist_sample"}
+# Synthetic spoken digits (espeak-ng voices through the SHD cochlea model), test voices unseen in train.
+SPEECH = ROOT / "datasets" / "shd_speech"
 CONFIGS = {"SHD": ROOT / "configs" / "shd_mlp.toml", "N-MNIST": ROOT / "configs" / "nmnist_mlp.toml"}
 
 
