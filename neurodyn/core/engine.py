@@ -35,10 +35,14 @@ from ..kernels.codegen import HEADER, decorated, load_module, typed_prelude, typ
 from ..neurons.base import NeuronModel
 
 
-def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...], dtype: str = "float64") -> str:
-    """Kernel source for layers ``[(model, recurrent, delayed), ...]`` in ``dtype`` (float32/float64);
-    the first layer reads input events.  A delayed layer schedules each input event's weight row
-    into per-synapse delay ring buffers (``kernels.delay_buffer``) instead of adding it now."""
+def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool, bool, bool], ...],
+                          dtype: str = "float64") -> str:
+    """Kernel source for layers ``[(model, recurrent, delayed, conv, pooled), ...]`` in ``dtype``
+    (float32/float64); the first layer reads input events.  A delayed layer schedules each input
+    event's weight row into per-synapse delay ring buffers (``kernels.delay_buffer``) instead of
+    adding it now; a convolutional layer adds each event's kernel patch (``kernels.sparse_conv``);
+    a pooled layer first pools its input events (``kernels.event_pool``) and takes the pooled
+    frame's nonzero cells as its events."""
     from .confidence import LIMITS, MEASURES, softmax_sums, top2
 
     if dtype not in ("float32", "float64"):
@@ -48,11 +52,13 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     parts.append("from neurodyn.kernels.delay_buffer import ring_pop, ring_push\n")
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
     parts.append("from neurodyn.kernels.row_adds import add_rows, add_unit_rows\n")
+    parts.append("from neurodyn.kernels.event_pool import pool_events, pooled_events\n")
+    parts.append("from neurodyn.kernels.sparse_conv import conv_frame, finish_frame\n")
     # Neuron steps with literals cast to the network's dtype (float32 stays float32, like the
     # dense kernels); the confidence code below works on the float64 running sum and is not cast.
     parts.append(typed_prelude(dtype))
     seen = set()
-    for m, _, _ in signature:
+    for m, *_ in signature:
         if m.name not in seen:
             parts.append(decorated(typed_literals(m.derived.step_src)))
             seen.add(m.name)
@@ -61,8 +67,9 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
         parts.append(decorated(inspect.getsource(fn)))
 
     args = ["rows", "ev_ptr", "ev_idx", "ev_val", "X", "Xb", "xmask", "dense_in", "T", "steps"]
-    for li_, (m, rec, dl) in enumerate(signature):
-        args += [f"W{li_}", f"b{li_}"] + ([f"R{li_}"] if rec else []) + ([f"off{li_}", f"S{li_}"] if dl else [])
+    for li_, (m, rec, dl, cv, pl) in enumerate(signature):
+        args += ([f"pg{li_}"] if pl else []) + [f"W{li_}", f"b{li_}"] + ([f"cg{li_}"] if cv else [])
+        args += ([f"R{li_}"] if rec else []) + ([f"off{li_}", f"S{li_}"] if dl else [])
         args += [f"c{li_}_{c}" for c in m.coefs] + [f"st{li_}_{s}" for s in m.states] + [f"ost{li_}"]
         args += ([f"rg{li_}"] if dl else []) + [f"rec{li_}", f"cnt{li_}"]
     args += ["record", "out", "exit_code", "threshold", "min_steps", "scales", "log_n", "accs", "stop", "exited",
@@ -78,9 +85,16 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
         "        t0 = stop[b]",
     ]
     ind = " " * 8
-    for li_, (m, rec, dl) in enumerate(signature):
-        N = f"W{li_}.shape[1]"
+    for li_, (m, rec, dl, cv, pl) in enumerate(signature):
+        # (geometry: pg = event_pool.pool_geometry, cg = [C, H, W, Co, Ho, Wo, sh, sw, ph, pw])
+        N = f"cg{li_}[3] * cg{li_}[4] * cg{li_}[5]" if cv else f"W{li_}.shape[1]"
         body.append(f"{ind}N{li_} = {N}")
+        if cv:  # this sample's channels-last sums of one frame (sparse_conv), zeroed after each step
+            body.append(f"{ind}acc{li_} = np.zeros((cg{li_}[4], cg{li_}[5] * cg{li_}[3]), dtype=out.dtype)")
+        if pl:  # the pooled frame being summed, and its nonzero cells as events
+            body.append(f"{ind}pb{li_} = np.zeros(pg{li_}[0] * pg{li_}[9] * pg{li_}[10], dtype=out.dtype)")
+            body.append(f"{ind}pi{li_} = np.empty(pb{li_}.shape[0], dtype=np.int32)")
+            body.append(f"{ind}pv{li_} = np.empty(pb{li_}.shape[0], dtype=out.dtype)")
         if dl:  # this sample's future input currents, [2 S N] (see delay_buffer), in place
             body.append(f"{ind}ring{li_} = rg{li_}[b]")
         body.append(f"{ind}cur{li_} = np.empty(N{li_}, dtype=out.dtype)")
@@ -97,15 +111,18 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
                 body.append(f"{ind}    sp{li_}[nsp{li_}] = j")
                 body.append(f"{ind}    nsp{li_} += o{li_}[j] != 0.0")
         body.append(f"{ind}tot{li_} = 0")
-    body.append(f"{ind}NI = W0.shape[0]")
+    _, _, _, cv0, pl0 = signature[0]
+    body.append(f"{ind}NI = " + ("pg0[0] * pg0[1] * pg0[2]" if pl0 else "cg0[0] * cg0[1] * cg0[2]" if cv0
+                                 else "W0.shape[0]"))
     body.append(f"{ind}act = np.empty(NI if dense_in else 1, dtype=np.int32)")
     body.append(f"{ind}actv = np.empty(NI if dense_in else 1, dtype=out.dtype)")
     for li_ in range(1, L):
-        if signature[li_ - 1][0].spiking and signature[li_][2]:  # spike values for the delay rings
-            body.append(f"{ind}ones{li_} = np.ones(W{li_}.shape[0], dtype=out.dtype)")
+        _, _, dl, cv, pl = signature[li_]
+        if signature[li_ - 1][0].spiking and (dl or cv or pl):  # spike values for rings, patches, pools
+            body.append(f"{ind}ones{li_} = np.ones(N{li_ - 1}, dtype=out.dtype)")
         if not signature[li_ - 1][0].spiking:
-            body.append(f"{ind}nzi{li_} = np.empty(W{li_}.shape[0], dtype=np.int32)")
-            body.append(f"{ind}nzv{li_} = np.empty(W{li_}.shape[0], dtype=out.dtype)")
+            body.append(f"{ind}nzi{li_} = np.empty(N{li_ - 1}, dtype=np.int32)")
+            body.append(f"{ind}nzv{li_} = np.empty(N{li_ - 1}, dtype=out.dtype)")
     # Running sum of the readout (float64, like the torch-side running_logits).
     body.append(f"{ind}acc = accs[b].copy()")
     body.append(f"{ind}run_b = steps[b]")
@@ -116,18 +133,33 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     ind2 = " " * 12
     body.append(f"{ind2}tg = t0 + t")  # the sample's global step
     ind3 = " " * 16
-    for li_, (m, rec, dl) in enumerate(signature):
+    for li_, (m, rec, dl, cv, pl) in enumerate(signature):
 
-        def add_events(idx: str, val: str, e0: str, e1: str, ind: str, li_: int = li_, dl: bool = dl) -> list[str]:
-            # events e0 <= e < e1 (input idx[e], value val[e]) into layer li_: their rows now
-            # (row_adds, the sums of the training paths), or into the delay ring buffers
+        def add_events(idx: str, val: str, e0: str, e1: str, ind: str, li_: int = li_, dl: bool = dl,
+                       cv: bool = cv, pl: bool = pl) -> list[str]:
+            # events e0 <= e < e1 (input idx[e], value val[e]) into layer li_: pooled first (the
+            # pooled frame's nonzero cells become the events), then their rows now (row_adds, the
+            # sums of the training paths), their kernel patches, or into the delay ring buffers
+            out = []
+            if pl:
+                out += [f"{ind}if {e1} > {e0}:",
+                        f"{ind}    pool_events(pb{li_}, pg{li_}, {idx}, {val}, {e0}, {e1})",
+                        f"{ind}    npl = pooled_events(pb{li_}, pg{li_}, pi{li_}, pv{li_})",
+                        f"{ind}else:",
+                        f"{ind}    npl = 0"]
+                idx, val, e0, e1 = f"pi{li_}", f"pv{li_}", "0", "npl"
+            if cv:
+                g = f"cg{li_}"
+                return out + [f"{ind}conv_frame(acc{li_}, W{li_}, {idx}, {val}, {e0}, {e1}, {g}[1], {g}[2], "
+                              f"{g}[6], {g}[7], {g}[8], {g}[9], {g}[3])"]
             if dl:
-                return [f"{ind}for e in range({e0}, {e1}):",
-                        f"{ind}    ring_push(ring{li_}, tg % S{li_}, {idx}[e], {val}[e], W{li_}, off{li_})"]
-            return [f"{ind}add_rows(cur{li_}, W{li_}, {idx}, {val}, {e0}, {e1})"]
+                return out + [f"{ind}for e in range({e0}, {e1}):",
+                              f"{ind}    ring_push(ring{li_}, tg % S{li_}, {idx}[e], {val}[e], W{li_}, off{li_})"]
+            return out + [f"{ind}add_rows(cur{li_}, W{li_}, {idx}, {val}, {e0}, {e1})"]
 
-        body.append(f"{ind2}for j in range(N{li_}):")
-        body.append(f"{ind3}cur{li_}[j] = b{li_}[j]")
+        if not cv:  # (a convolution writes sums plus bias when its frame is finished)
+            body.append(f"{ind2}for j in range(N{li_}):")
+            body.append(f"{ind3}cur{li_}[j] = b{li_}[j]")
         if rec:
             # Recurrent input: last step's spikes of this layer (before they are overwritten).
             body.append(f"{ind2}for q in range(nsp{li_}):")
@@ -149,7 +181,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
         else:
             pm = signature[li_ - 1][0]
             p = li_ - 1
-            if pm.spiking and not dl:  # a spike is 1: add the rows without multiplies
+            if pm.spiking and not (dl or cv or pl):  # a spike is 1: add the rows without multiplies
                 body.append(f"{ind2}add_unit_rows(cur{li_}, W{li_}, sp{p}, 0, nsp{p})")
             elif pm.spiking:
                 body += add_events(f"sp{p}", f"ones{li_}", "0", f"nsp{p}", ind2)
@@ -164,6 +196,8 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
                 body += add_events(f"nzi{li_}", f"nzv{li_}", "0", "nnz", ind2)
         if dl:  # the currents due now (scheduled at this or earlier steps)
             body.append(f"{ind2}ring_pop(ring{li_}, tg % S{li_}, S{li_}, cur{li_})")
+        if cv:
+            body.append(f"{ind2}finish_frame(acc{li_}, b{li_}, cur{li_})")
         st = ", ".join(f"s{li_}_{s}[j]" for s in m.states)
         cs = ", ".join(f"c{li_}_{c}[j]" for c in m.coefs)
         news = ", ".join(f"ns_{s}" for s in m.states)
@@ -221,7 +255,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool], ...],
     body.append(f"{ind}    S, Q = softmax_sums(acc, sc, z1, z2, k1, k2, math.inf)")
     body += _per_measure(ind + " " * 4, lambda m: f"cf = {m}(z1, z2, S, Q, log_n)")
     body.append(f"{ind}    conf[b] = cf")
-    for li_, (m, _, _) in enumerate(signature):
+    for li_, (m, *_) in enumerate(signature):
         body.append(f"{ind}cnt{li_}[b] = tot{li_}")
         body.append(f"{ind}for j in range(N{li_}):")
         body.append(f"{ind}    ost{li_}[b, j] = o{li_}[j]")
@@ -246,11 +280,13 @@ def _per_measure(ind: str, line) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _sig_name(signature) -> str:
-    return "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
+    return "_".join(m.name + ("r" if r else "") + ("d" if d else "") + ("c" if c else "") + ("p" if p else "")
+                    for m, r, d, c, p in signature)
 
 
 @lru_cache(maxsize=None)
-def network_kernel(signature: tuple[tuple[NeuronModel, bool, bool], ...], dtype: str = "float64") -> ModuleType:
+def network_kernel(signature: tuple[tuple[NeuronModel, bool, bool, bool, bool], ...],
+                   dtype: str = "float64") -> ModuleType:
     """Compiled (lazily) event-driven kernel module for a layer signature and dtype (cached:
     rendering the source takes milliseconds, as long as the kernel itself runs)."""
     stem = "net_" + _sig_name(signature) + f"_{dtype}"

@@ -15,17 +15,85 @@ from ..errors import ConfigError, ShapeError
 from .confidence import EarlyExit
 from ..neurons.base import NeuronModel
 from ..kernels.dispatch import step_counts
+from ..kernels.event_pool import pool_geometry
 from .events import Events, dense_to_events
 from .result import NetworkResult
 from .stream import (NetworkState, NetworkStream, PerSample, check_early_exit, dense_input, event_input, launch,
                      layer_args, scales_table)
 
 
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Pooling of a layer's input frames [C, H, W] before its connection (the pooling modules
+    between a neuron layer and the next connection): windows ``kernel`` (kh, kw), ``stride``,
+    zero ``padding`` (counted in averages); ``divide``: average (True) or sum pooling."""
+
+    shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    divide: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
+        for f in ("kernel", "stride", "padding"):
+            object.__setattr__(self, f, _pair(getattr(self, f)))
+        if len(self.shape) != 3 or min(self.shape) < 1 or min(self.kernel) < 1 or min(self.stride) < 1 \
+                or min(self.padding) < 0 or min(self.out_shape[1:]) < 1:
+            raise ConfigError(f"pooling {self.kernel} (stride {self.stride}, padding {self.padding}) does not fit "
+                              f"frames {self.shape}")
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        C, H, W = self.shape
+        return (C, (H + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1,
+                (W + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1)
+
+    def geometry(self) -> np.ndarray:
+        """The kernels' int64 geometry array (``kernels.event_pool.pool_geometry``)."""
+        return pool_geometry(self.shape, self.kernel, self.stride, self.padding, self.divide)
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A layer connected by a 2-D convolution (``torch.nn.functional.conv2d`` of every frame,
+    groups = dilation = 1, zero padding) of input frames ``shape`` (C, H, W); the layer's
+    ``weight`` is the kernel [C_out, C, kh, kw] and its neurons are the output pixels, in
+    NCHW order (C_out x H_out x W_out)."""
+
+    shape: tuple[int, int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
+        object.__setattr__(self, "stride", _pair(self.stride))
+        object.__setattr__(self, "padding", _pair(self.padding))
+        if len(self.shape) != 3 or min(self.shape) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ConfigError(f"a convolution needs frames (C, H, W) >= 1, stride >= 1 and padding >= 0, got "
+                              f"{self.shape}, {self.stride}, {self.padding}")
+
+    def out_shape(self, weight_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        Co, C, kh, kw = weight_shape
+        _, H, W = self.shape
+        return (Co, (H + 2 * self.padding[0] - kh) // self.stride[0] + 1,
+                (W + 2 * self.padding[1] - kw) // self.stride[1] + 1)
+
+
 @dataclass
 class Layer:
     """One layer: input weights W [N_in, N_out] (rows added per event), bias [N_out],
     optional recurrent weights R [N_out, N_out], the neuron model, its coefficients and
-    initial state (each [N_out]), optional integer input delays [N_in, N_out] (steps)."""
+    initial state (each [N_out]), optional integer input delays [N_in, N_out] (steps).
+
+    conv: the connection is a convolution (``Conv``; then W is the kernel [C_out, C, kh, kw]
+    and bias [C_out]); pool: the input frames are pooled first (``Pool``).  Convolutional
+    layers have no recurrent weights or delays.
+    """
 
     weight: np.ndarray
     bias: np.ndarray
@@ -34,10 +102,45 @@ class Layer:
     init: tuple[np.ndarray, ...]
     recurrent: np.ndarray | None = None
     delays: np.ndarray | None = None  # integer synaptic delays [N_in, N_out] (steps), or None
+    conv: Conv | None = None
+    pool: Pool | None = None
+
+    def __post_init__(self) -> None:
+        if self.conv is not None:
+            if self.weight.ndim != 4 or self.weight.shape[1] != self.conv.shape[0]:
+                raise ShapeError(f"a convolutional layer's weight must be [C_out, {self.conv.shape[0]}, kh, kw], got "
+                                 f"{list(self.weight.shape)}")
+            if self.bias.shape != (self.weight.shape[0],):
+                raise ShapeError(f"a convolutional layer's bias must be [{self.weight.shape[0]}], got "
+                                 f"{list(self.bias.shape)}")
+            if min(self.conv.out_shape(self.weight.shape)[1:]) < 1:
+                raise ShapeError(f"a {self.weight.shape[2]}x{self.weight.shape[3]} kernel does not fit frames "
+                                 f"{self.conv.shape} (stride {self.conv.stride}, padding {self.conv.padding})")
+            if self.recurrent is not None or self.delays is not None:
+                raise ConfigError("convolutional layers take no recurrent weights or delays in the event core")
+        elif self.weight.ndim != 2:
+            raise ShapeError(f"a layer's weight must be [N_in, N_out], got {list(self.weight.shape)}")
+        if self.pool is not None:
+            pooled = self.pool.out_shape
+            takes = self.conv.shape if self.conv is not None else (self.weight.shape[0],)
+            if (pooled if self.conv is not None else (int(np.prod(pooled)),)) != tuple(takes):
+                raise ShapeError(f"pooling {self.pool.shape} gives {pooled}, the connection takes {takes}")
 
     @property
     def size(self) -> int:
+        """Neurons N_out."""
+        if self.conv is not None:
+            return int(np.prod(self.conv.out_shape(self.weight.shape)))
         return self.weight.shape[1]
+
+    @property
+    def n_in(self) -> int:
+        """Inputs N_in (before pooling, if any)."""
+        if self.pool is not None:
+            return int(np.prod(self.pool.shape))
+        if self.conv is not None:
+            return int(np.prod(self.conv.shape))
+        return self.weight.shape[0]
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
@@ -51,13 +154,13 @@ class Network:
         if not layers:
             raise ConfigError("a Network needs at least one layer")
         for a, b in zip(layers, layers[1:]):
-            if a.size != b.weight.shape[0]:
-                raise ShapeError(f"layer sizes do not chain: {a.size} outputs into {b.weight.shape[0]} inputs")
+            if a.size != b.n_in:
+                raise ShapeError(f"layer sizes do not chain: {a.size} outputs into {b.n_in} inputs")
         self.layers, self.dtype = layers, np.dtype(dtype)
 
     @property
     def in_features(self) -> int:
-        return self.layers[0].weight.shape[0]
+        return self.layers[0].n_in
 
     def events_from_dense(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR events (ptr [B*T+1], channel [E], value [E]) of a dense input x [T, B, N_in]."""

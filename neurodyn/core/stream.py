@@ -29,6 +29,7 @@ from ..errors import ConfigError, ShapeError
 from ..kernels.delay_buffer import ring_offsets
 from ..kernels.dispatch import step_counts
 from ..kernels.event_scan import bits
+from ..kernels.sparse_conv import conv_args
 from .confidence import EarlyExit, evidence_scales
 from .engine import network_kernel
 from .events import Events
@@ -150,7 +151,12 @@ def layer_args(layers: Sequence[Layer]) -> list[list]:
     """Per layer, the kernel's constant arguments: weights, bias, recurrent weights, ring offsets, coefficients."""
     out = []
     for l in layers:
-        a = [l.weight, l.bias] + ([l.recurrent] if l.recurrent is not None else [])
+        a = [l.pool.geometry()] if l.pool is not None else []
+        if l.conv is not None:
+            a += conv_args(l.weight, l.bias, l.conv.shape, l.conv.stride, l.conv.padding)
+        else:
+            a += [l.weight, l.bias]
+        a += [l.recurrent] if l.recurrent is not None else []
         if l.delays is not None:
             a += list(ring_offsets(l.delays))
         out.append(a + list(l.coefs))
@@ -167,7 +173,8 @@ def launch(layers: Sequence[Layer], dtype: np.dtype, consts: list[list], state: 
     """
     B = steps.shape[0]
     n_out = layers[-1].size
-    sig = tuple((l.model, l.recurrent is not None, l.delays is not None) for l in layers)
+    sig = tuple((l.model, l.recurrent is not None, l.delays is not None, l.conv is not None, l.pool is not None)
+                for l in layers)
     kern = network_kernel(sig, dtype.name)
     dummy = np.zeros((1, 1, 1), dtype=dtype)
     args: list = [rows, *inputs, T, steps]

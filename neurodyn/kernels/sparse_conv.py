@@ -121,35 +121,50 @@ def _patch(img, wk, a, y, x, ph, pw, sh, sw, Co, grad) -> None:
                     _axpy(irow, j * Co, wrow, (kw - 1 - v) * Co, a, Co)
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
-def _conv_forward(ptr, idx, val, T, B, H, W, wf, bias, Ho, Wo, sh, sw, ph, pw, out, bounds):
-    # wf [C, kh, kw * Co] (flipped taps, channels last), out [T * B, Co, Ho * Wo] (frame t*B + b).
-    Co = bias.shape[0]
+@numba.njit(cache=True, error_model="numpy")
+def conv_frame(acc, wf, idx, val, e0: int, e1: int, H: int, W: int, sh: int, sw: int, ph: int, pw: int,
+               Co: int) -> None:
+    """acc [Ho, Wo * Co] (a frame's channels-last sums) += the kernel patches of the events
+    e0 <= e < e1 (value val[e] at the flattened (c, y, x) index idx[e] of a [C, H, W] frame);
+    wf [C, kh, kw * Co]: the flipped taps.  The one summation of every event-driven convolution
+    (the modules' and the event core's), so they agree to the bit."""
     HW = H * W
     inv_hw, inv_w = 1.0 / HW, 1.0 / W
+    for e in range(e0, e1):
+        c, y, x = _event_site(idx[e], HW, W, inv_hw, inv_w)
+        _patch(acc, wf[c], val[e], y, x, ph, pw, sh, sw, Co, False)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def finish_frame(acc, bias, o) -> None:
+    """o [Co * Ho * Wo] (NCHW, flattened) = acc [Ho, Wo * Co] (channels-last) + bias [Co]; acc is
+    zeroed for the next frame.  Read in order, Co write streams."""
+    Co = bias.shape[0]
+    Ho = acc.shape[0]
+    Wo = acc.shape[1] // Co
+    for i in range(Ho):
+        arow = acc[i]
+        for co in range(Co):
+            dst = o[(co * Ho + i) * Wo:(co * Ho + i + 1) * Wo]
+            bc = bias[co]
+            for j in range(Wo):
+                dst[j] = arow[j * Co + co] + bc
+        arow[:] = 0.0
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _conv_forward(ptr, idx, val, T, B, H, W, wf, bias, Ho, Wo, sh, sw, ph, pw, out, bounds):
+    # wf [C, kh, kw * Co] (flipped taps, channels last), out [T * B, Co * Ho * Wo] (frame t*B + b).
+    Co = bias.shape[0]
     for chunk in prange(bounds.shape[0] - 1):
         acc = np.zeros((Ho, Wo * Co), dtype=out.dtype)
         for f in range(bounds[chunk], bounds[chunk + 1]):
             t = f // B
             b = f - t * B
             r = b * T + t
-            o = out[f]
-            if ptr[r + 1] == ptr[r]:
-                for co in range(Co):
-                    o[co, :] = bias[co]
-                continue
-            for e in range(ptr[r], ptr[r + 1]):
-                c, y, x = _event_site(idx[e], HW, W, inv_hw, inv_w)
-                _patch(acc, wf[c], val[e], y, x, ph, pw, sh, sw, Co, False)
-            # channels-last sums -> NCHW output; read in order, Co write streams
-            for i in range(Ho):
-                arow = acc[i]
-                for co in range(Co):
-                    dst = o[co, i * Wo:(i + 1) * Wo]
-                    bc = bias[co]
-                    for j in range(Wo):
-                        dst[j] = arow[j * Co + co] + bc
-                arow[:] = 0.0
+            if ptr[r + 1] > ptr[r]:
+                conv_frame(acc, wf, idx, val, ptr[r], ptr[r + 1], H, W, sh, sw, ph, pw, Co)
+            finish_frame(acc, bias, out[f])
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -210,7 +225,7 @@ class EventConv2dFn(torch.autograd.Function):
         out = torch.empty((T, B, Co, Ho, Wo), dtype=dt)
         bounds = _frame_chunks(T * B)
         _conv_forward(*csr, T, B, H, W, wf.numpy(), b.numpy(), Ho, Wo, sh, sw, ph, pw,
-                      out.view(T * B, Co, Ho * Wo).numpy(), bounds)
+                      out.view(T * B, Co * Ho * Wo).numpy(), bounds)
         ctx.geom, ctx.csr, ctx.has_bias = geom, csr, bias is not None
         ctx.save_for_backward(weight)
         return out
@@ -236,6 +251,19 @@ class EventConv2dFn(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[4]:
             gb = g.sum((0, 1, 3, 4))
         return None, None, gx, gw, gb
+
+
+def conv_args(weight: np.ndarray, bias: np.ndarray, shape: tuple[int, int, int], stride: tuple[int, int],
+              padding: tuple[int, int]) -> list[np.ndarray]:
+    """A convolution's arrays for ``conv_frame`` / ``finish_frame`` in a compiled kernel: the
+    flipped channels-last taps wf [C, kh, kw * Co], the bias [Co] and the int64 geometry
+    [C, H, W, Co, Ho, Wo, sh, sw, ph, pw] (weight [Co, C, kh, kw], frames ``shape`` (C, H, W))."""
+    Co, C, kh, kw = weight.shape
+    _, H, W = shape
+    wf = np.ascontiguousarray(np.flip(weight, 3).transpose(1, 2, 3, 0)).reshape(C, kh, kw * Co)
+    geom = np.array([C, H, W, Co, out_size(H, kh, stride[0], padding[0]), out_size(W, kw, stride[1], padding[1]),
+                     *stride, *padding], dtype=np.int64)
+    return [wf, np.ascontiguousarray(bias), geom]
 
 
 def _pair(v) -> tuple[int, int]:
@@ -282,4 +310,4 @@ def square_size(K: int, C: int) -> tuple[int, int]:
     return side, side
 
 
-__all__ = ["EventConv2dFn", "MAX_DENSITY", "event_conv2d", "out_size", "square_size"]
+__all__ = ["EventConv2dFn", "MAX_DENSITY", "conv_args", "conv_frame", "event_conv2d", "finish_frame", "out_size", "square_size"]

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.network import Layer, Network
+from ..core.network import Conv, Layer, Network, Pool
 from ..errors import ConfigError
+from .conv import Conv2d, Flatten, _Pool2d
 from .delays import DelayedLinear
 from .linear import MultiStep
 from .neurons import SpikingNeuron
@@ -23,44 +24,64 @@ def _array(t: torch.Tensor, dtype) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
 
 
-def to_network(model: nn.Module, dtype: np.dtype | str | None = None) -> Network:
-    """The event-core ``Network`` of an nn.Sequential of (Linear, neuron) pairs and Recurrent layers.
+def to_network(model: nn.Module, dtype: np.dtype | str | None = None,
+               input_shape: tuple[int, int, int] | None = None) -> Network:
+    """The event-core ``Network`` of an nn.Sequential of (Linear, neuron) pairs, Recurrent layers
+    and convolutional stacks (Conv2d, neuron, AvgPool2d / SumPool2d, Flatten).
 
     Dropout and Identity are skipped (inference).  ``DelayedLinear`` layers with rounded
     delays (``round_delays``) run with per-synapse delay ring buffers; a BatchNorm after a
-    connection is folded into it first.  Anything else is an error naming it.
+    connection is folded into it first.  A pooling module becomes the pooling of the next
+    layer's input.  input_shape: the frames (C, H, W) of a first Conv2d (default: its
+    ``input_size`` and ``in_channels``).  Anything else is an error naming it.
     """
     mods = list(model) if isinstance(model, nn.Sequential) else [model]
     if any(isinstance(getattr(m, "module", None), nn.modules.batchnorm._BatchNorm) for m in mods):
         mods = list(fold_batchnorm(nn.Sequential(*mods)))
     layers: list[Layer] = []
-    pending: nn.Linear | None = None
+    pending: nn.Module | None = None
     ptype = None
+    frames = tuple(int(v) for v in input_shape) if input_shape is not None else None  # (C, H, W) or None (flat)
+    pool: Pool | None = None
     for m in mods:
         if isinstance(m, (nn.Dropout, nn.Identity)):
             continue
         if isinstance(m, DelayedLinear) and not m.rounded:
             raise ConfigError("the event core runs integer delays: round the DelayedLinear delays first "
                               "(neurodyn.nn.delays.round_delays(model))")
-        if isinstance(m, (nn.Linear, DelayedLinear)):
+        if isinstance(m, (nn.Linear, DelayedLinear, nn.Conv2d)):
             if pending is not None:
-                raise ConfigError("two Linear layers in a row: put a neuron module between them")
+                raise ConfigError("two connections in a row: put a neuron module between them")
             pending = m
             ptype = m.weight.dtype
+            if isinstance(m, nn.Conv2d):
+                frames = _conv_frames(m, frames, pool, not layers)
+        elif isinstance(m, _Pool2d):
+            if pending is not None or pool is not None or frames is None:
+                raise ConfigError(f"{type(m).__name__} must follow a convolutional neuron layer")
+            pool = Pool(frames, m.kernel_size, m.stride, m.padding, divide=m.divide)
+            frames = pool.out_shape
+        elif isinstance(m, Flatten):
+            frames = None
         elif isinstance(m, SpikingNeuron):
             if pending is None:
-                raise ConfigError(f"{type(m).__name__} must follow a Linear layer")
-            layers.append(_layer(pending, None, m))
-            pending = None
+                raise ConfigError(f"{type(m).__name__} must follow a Linear or Conv2d layer")
+            layers.append(_layer(pending, None, m, pool, frames))
+            if isinstance(pending, nn.Conv2d):
+                frames = layers[-1].conv.out_shape(layers[-1].weight.shape)
+            pending, pool = None, None
         elif isinstance(m, Recurrent):
             if pending is not None:
                 raise ConfigError("a Linear directly before Recurrent is not supported; fold it into Recurrent")
-            layers.append(_layer(m.ff, m.rec, m.neuron))
+            layers.append(_layer(m.ff, m.rec, m.neuron, pool, None))
+            pool = None
             ptype = m.ff.weight.dtype
         else:
             raise ConfigError(f"module {type(m).__name__} is not supported by the event-driven core")
     if pending is not None:
-        raise ConfigError("the model ends in a Linear layer: add a neuron (e.g. LI readout) after it")
+        raise ConfigError("the model ends in a connection: add a neuron (e.g. LI readout) after it")
+    if pool is not None:
+        raise ConfigError("the model ends in pooling: the event core's last layer must be neurons")
     dt = np.dtype(dtype) if dtype is not None else (np.float64 if ptype == torch.float64 else np.float32)
     for layer in layers:
         layer.weight, layer.bias = layer.weight.astype(dt), layer.bias.astype(dt)
@@ -71,17 +92,44 @@ def to_network(model: nn.Module, dtype: np.dtype | str | None = None) -> Network
     return Network(layers, dtype=dt)
 
 
-def _layer(lin: nn.Linear, rec: nn.Linear | None, nrn: SpikingNeuron) -> Layer:
-    n = lin.out_features
+def _conv_frames(m: nn.Conv2d, frames: tuple[int, int, int] | None, pool: Pool | None,
+                 first: bool) -> tuple[int, int, int]:
+    """The input frames (C, H, W) of convolution ``m``, checking that the event core runs it."""
+    pad = m._event_padding() if isinstance(m, Conv2d) else None
+    if pad is None:
+        raise ConfigError(f"{m}: the event core runs ndn.Conv2d with groups = dilation = 1, zero padding and "
+                          "odd kernels for 'same' padding")
+    if frames is None and first and m.input_size is not None:
+        frames = (m.in_channels, *m.input_size)
+    if frames is None:
+        raise ConfigError(f"{m}: the input frames are unknown; pass input_shape=(C, H, W) to to_network"
+                          if first else f"{m} follows a flat layer: a convolution needs frames")
+    if frames[0] != m.in_channels:
+        raise ConfigError(f"{m} takes {m.in_channels} channels, its input frames are {frames}")
+    return frames
+
+
+def _layer(conn: nn.Module, rec: nn.Linear | None, nrn: SpikingNeuron, pool: Pool | None = None,
+           frames: tuple[int, int, int] | None = None) -> Layer:
     dt = np.float64
-    coefs = tuple(_array(torch.broadcast_to(c.detach().to(torch.float64), (n,)), dt) for c in nrn.coefficients())
+    conv = None
+    if isinstance(conn, nn.Conv2d):
+        conv = Conv(frames, conn.stride, conn._event_padding())
+        n = int(np.prod(conv.out_shape(conn.weight.shape)))
+        weight = _array(conn.weight, dt)
+        bias = _array(conn.bias, dt) if conn.bias is not None else np.zeros(conn.out_channels, dtype=dt)
+    else:
+        n = conn.out_features
+        weight = _array(conn.weight.t(), dt)
+        bias = _array(conn.bias, dt) if conn.bias is not None else np.zeros(n, dtype=dt)
+    coefs = tuple(_array(torch.broadcast_to(c.detach().to(torch.float64).reshape(-1), (n,)), dt)
+                  for c in nrn.coefficients())
     probe = torch.zeros(1, n, dtype=torch.float64)
     init = tuple(_array(s[0], dt) for s in nrn.initial_state(1, n, probe))
-    bias = _array(lin.bias, dt) if lin.bias is not None else np.zeros(n, dtype=dt)
-    delays = lin.integer_delays().t().numpy().astype(np.int64) if hasattr(lin, "integer_delays") else None
-    return Layer(weight=_array(lin.weight.t(), dt), bias=bias, model=nrn.model, coefs=coefs, init=init,
+    delays = conn.integer_delays().t().numpy().astype(np.int64) if hasattr(conn, "integer_delays") else None
+    return Layer(weight=weight, bias=bias, model=nrn.model, coefs=coefs, init=init,
                  recurrent=None if rec is None else _array(rec.weight.t(), dt),
-                 delays=None if delays is None else np.ascontiguousarray(delays))
+                 delays=None if delays is None else np.ascontiguousarray(delays), conv=conv, pool=pool)
 
 
 def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
