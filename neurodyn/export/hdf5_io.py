@@ -14,6 +14,13 @@ Layout (netx names where netx has the quantity; integers unless noted)::
               delay        [N_out, N_in] per-synapse delay in steps (optional; netx stores a
                            per-neuron axonal delay [N_out] -- per-synapse is the general case)
               recurrent/weight, recurrent/weightExp   [N_out, N_out] (optional; not in netx)
+    /layer/<i>/type        "conv": a convolutional connection (as lava's Conv process, x = width)
+              inShape      [W, H, C] input frame; shape [W_out, H_out, C_out]
+              weight       [C_out, kW, kH, C_in] signed mantissas; stride, padding [x, y];
+                           dilation [1, 1]; groups 1; bias [C_out]; the neurons as for "dense",
+                           [N_out] in the order C_out x H_out x W_out (NCHW flattened)
+    /layer/<i>/pool        sum pooling of the layer's input frames first (optional; not in netx):
+              inShape [W, H, C], kernel, stride, padding [x, y]
               scale        state units per float unit of the source network (float)
               neuron/type  "LIF" | "CUBA" | "LI";  neuron/model: neurodyn model name
               neuron/vDecay, iDecay   [N_out] decay *amounts* in units of 2^-frac_bits: the
@@ -39,6 +46,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..core.network import Conv, Pool
 from ..errors import ConfigError, DataFormatError, NeurodynError
 from ..neurons import get_neuron
 from .atomic import write_atomic
@@ -79,11 +87,24 @@ def write_hdf5(q: QuantizedNetwork, path: str | os.PathLike) -> Path:
             f.create_dataset("layer/0/shape", data=np.array([q.in_features]))
             for i, l in enumerate(q.layers, start=1):
                 g = f.create_group(f"layer/{i}")
-                g.create_dataset("type", data="dense")
-                g.create_dataset("shape", data=np.array([l.size]))
+                g.create_dataset("type", data="dense" if l.conv is None else "conv")
                 g.create_dataset("inFeatures", data=l.n_in)
                 g.create_dataset("outFeatures", data=l.size)
-                g.create_dataset("weight", data=_smallest_int(l.weight.T), compression="gzip")
+                if l.conv is None:
+                    g.create_dataset("shape", data=np.array([l.size]))
+                    g.create_dataset("weight", data=_smallest_int(l.weight.T), compression="gzip")
+                else:
+                    g.create_dataset("shape", data=np.array(l.conv.out_shape(l.weight.shape)[::-1]))
+                    g.create_dataset("inShape", data=np.array(l.conv.shape[::-1]))
+                    g.create_dataset("weight", data=_smallest_int(l.weight.transpose(0, 3, 2, 1)), compression="gzip")
+                    g.create_dataset("stride", data=np.array(l.conv.stride[::-1]))
+                    g.create_dataset("padding", data=np.array(l.conv.padding[::-1]))
+                    g.create_dataset("dilation", data=np.array([1, 1]))
+                    g.create_dataset("groups", data=1)
+                if l.pool is not None:
+                    g.create_dataset("pool/inShape", data=np.array(l.pool.shape[::-1]))
+                    for k in ("kernel", "stride", "padding"):
+                        g.create_dataset(f"pool/{k}", data=np.array(getattr(l.pool, k)[::-1]))
                 g.create_dataset("weightExp", data=l.weight_exp)
                 g.create_dataset("bias", data=_smallest_int(l.bias))
                 g.create_dataset("biasExp", data=l.bias_exp)
@@ -119,6 +140,11 @@ def _read(g: h5py.Group, key: str, file: Path):
     return v.decode() if isinstance(v, bytes) else v
 
 
+def _xy(g: h5py.Group, key: str, file: Path) -> list[int]:
+    """An [x, y] or [W, H, C] entry in the reverse (NCHW) order: [y, x] or [C, H, W]."""
+    return [int(v) for v in np.asarray(_read(g, key, file)).reshape(-1)[::-1]]
+
+
 def read_hdf5(path: str | os.PathLike) -> QuantizedNetwork:
     """Rebuild the QuantizedNetwork written by ``write_hdf5``."""
     path = Path(path)
@@ -151,8 +177,9 @@ def read_hdf5(path: str | os.PathLike) -> QuantizedNetwork:
                 g = f.get(f"layer/{i}")
                 if g is None:
                     raise DataFormatError(f"{path}: layers must be numbered 0..{nl - 1}; '/layer/{i}' is missing")
-                if _read(g, "type", path) != "dense":
-                    raise DataFormatError(f"{path}: '/layer/{i}/type' must be 'dense'")
+                kind = _read(g, "type", path)
+                if kind not in ("dense", "conv"):
+                    raise DataFormatError(f"{path}: '/layer/{i}/type' must be 'dense' or 'conv', got {kind!r}")
                 n = g["neuron"] if "neuron" in g else None
                 if n is None:
                     raise DataFormatError(f"{path}: missing group '/layer/{i}/neuron'")
@@ -167,15 +194,28 @@ def read_hdf5(path: str | os.PathLike) -> QuantizedNetwork:
                         v = np.asarray(_read(n, name, path), dtype=np.int64)
                         coefs[c] = one - v if amount else v
                 rec = g.get("recurrent")
+                w = np.asarray(_read(g, "weight", path), np.int64)
+                conv = pool = None
+                if kind == "conv":
+                    if w.ndim != 4:
+                        raise DataFormatError(f"{path}: '/layer/{i}/weight' of a conv layer must be [C_out, kW, kH, C_in]")
+                    w = w.transpose(0, 3, 2, 1)
+                    conv = Conv(tuple(_xy(g, "inShape", path)), tuple(_xy(g, "stride", path)),
+                                tuple(_xy(g, "padding", path)))
+                if "pool" in g:
+                    p = g["pool"]
+                    pool = Pool(tuple(_xy(p, "inShape", path)), *(tuple(_xy(p, k, path)) for k in ("kernel", "stride", "padding")),
+                                divide=False)
                 layers.append(QuantizedLayer(
-                    model=model, weight=np.ascontiguousarray(np.asarray(_read(g, "weight", path), np.int64).T),
+                    model=model, weight=np.ascontiguousarray(w if conv is not None else w.T),
                     weight_exp=int(_read(g, "weightExp", path)),
                     bias=np.asarray(_read(g, "bias", path), np.int64), bias_exp=int(_read(g, "biasExp", path)),
                     coefs=coefs, init=tuple(np.asarray(_read(n, f"init/{s}", path), np.int64) for s in model.states),
                     scale=float(_read(g, "scale", path)), threshold_exp=te,
                     recurrent=None if rec is None else np.ascontiguousarray(np.asarray(_read(rec, "weight", path), np.int64).T),
                     recurrent_exp=0 if rec is None else int(_read(rec, "weightExp", path)),
-                    delay=np.ascontiguousarray(np.asarray(g["delay"][()], np.int64).T) if "delay" in g else None))
+                    delay=np.ascontiguousarray(np.asarray(g["delay"][()], np.int64).T) if "delay" in g else None,
+                    conv=conv, pool=pool))
             report = json.loads(f.attrs["report"]) if "report" in f.attrs else []
             return QuantizedNetwork(layers, fmt, dt=None if math.isnan(dt) else dt, report=report)
         except DataFormatError:

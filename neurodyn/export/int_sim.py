@@ -33,6 +33,7 @@ from ..errors import ConfigError, ShapeError
 from ..core.stream import SampleState
 from ..kernels.codegen import decorated, load_module
 from ..kernels.dispatch import step_counts
+from ..kernels.sparse_conv import conv_args
 from ..kernels.sparse_linear import to_csr
 from ..neurons.base import NeuronModel
 from ..neurons.symbolic import compile_source
@@ -50,6 +51,8 @@ import numpy as np
 from numba import prange
 
 from neurodyn.export.int_prims import _inl, qmul_floor, qmul_nearest, qmul_trunc, sat, spike
+from neurodyn.kernels.event_pool import pool_events, pooled_events
+from neurodyn.kernels.sparse_conv import conv_frame, finish_frame
 
 '''
 
@@ -80,28 +83,32 @@ class IntResult:
         return int(sum(a.sum() for a in self.sat_input) + sum(a.sum() for a in self.sat_state))
 
 
-Signature = tuple[tuple[NeuronModel, bool, bool], ...]
+Signature = tuple[tuple[NeuronModel, bool, bool, bool, bool], ...]  # (model, recurrent, delayed, conv, pooled)
 COUNTERS = ("counts", "sat_input", "sat_state", "peak_input", "peak_state")  # per layer [B] in IntResult
 
 
 def render_kernel_module(signature: Signature, rounding: str) -> str:
-    """Kernel source for layers ``[(model, recurrent, delayed), ...]`` with a fraction rounding.
+    """Kernel source for layers ``[(model, recurrent, delayed, conv, pooled), ...]`` with a
+    fraction rounding.  A convolutional layer adds each event's kernel patch and a pooled layer
+    sums its input events over the pooling windows first, with the float kernels' functions
+    (``kernels.sparse_conv``, ``kernels.event_pool``) on int64 arrays.
 
     The format's state limit ``smax`` and fraction bits ``fbits`` are kernel arguments.
     """
-    names = "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
+    names = _sig_name(signature)
     parts = [HEADER.format(names=names)]
     seen = set()
     steps = {}
-    for m, _, _ in signature:
+    for m, *_ in signature:
         if m.name not in seen:
             fn, src = render_int_step(m, rounding)
             parts.append(decorated(src))
             steps[m.name] = fn
             seen.add(m.name)
     args = ["rows", "ev_ptr", "ev_idx", "ev_val", "T", "steps", "start", "smax", "fbits"]
-    for l, (m, rec, dl) in enumerate(signature):
-        args += [f"W{l}", f"b{l}"] + ([f"R{l}"] if rec else []) + ([f"D{l}"] if dl else [])
+    for l, (m, rec, dl, cv, pl) in enumerate(signature):
+        args += ([f"pg{l}"] if pl else []) + [f"W{l}", f"b{l}"] + ([f"cg{l}"] if cv else [])
+        args += ([f"R{l}"] if rec else []) + ([f"D{l}"] if dl else [])
         args += [f"c{l}_{c}" for c in m.coefs] + [f"st{l}_{s}" for s in m.states] + [f"ost{l}"]
         args += ([f"dbuf{l}"] if dl else []) + [f"rec{l}_out"] + [f"rec{l}_{s}" for s in m.states]
         args += [f"cnt{l}", f"satin{l}", f"satst{l}", f"pkin{l}", f"pkst{l}"]
@@ -109,8 +116,16 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
     L = len(signature)
     i1, i2, i3, i4 = (" " * n for n in (8, 12, 16, 20))
     body = ["    for q_ in prange(rows.shape[0]):", f"{i1}b = rows[q_]", f"{i1}t0 = start[b]"]
-    for l, (m, rec, dl) in enumerate(signature):
-        body.append(f"{i1}N{l} = W{l}.shape[1]")
+    for l, (m, rec, dl, cv, pl) in enumerate(signature):
+        body.append(f"{i1}N{l} = " + (f"cg{l}[3] * cg{l}[4] * cg{l}[5]" if cv else f"W{l}.shape[1]"))
+        if cv:  # one frame's channels-last sums (sparse_conv), zeroed after each step
+            body.append(f"{i1}acc{l} = np.zeros((cg{l}[4], cg{l}[5] * cg{l}[3]), dtype=np.int64)")
+        if pl:  # the pooled frame being summed, and its nonzero cells as events
+            body += [f"{i1}pb{l} = np.zeros(pg{l}[0] * pg{l}[9] * pg{l}[10], dtype=np.int64)",
+                     f"{i1}qi{l} = np.empty(pb{l}.shape[0], dtype=np.int64)",
+                     f"{i1}qv{l} = np.empty(pb{l}.shape[0], dtype=np.int64)"]
+        if l and (cv or pl):  # spike values for the pooling and patch functions
+            body.append(f"{i1}ones{l} = np.ones(N{l - 1}, dtype=np.int64)")
         if dl:  # this sample's delay buffer [Q, N] (Q = max delay + 1), in place
             body.append(f"{i1}buf{l} = dbuf{l}[b]")
             body.append(f"{i1}Q{l} = buf{l}.shape[0]")
@@ -125,24 +140,40 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
         body += [f"{i1}tot{l} = 0", f"{i1}si{l} = 0", f"{i1}ss{l} = 0", f"{i1}pi{l} = 0", f"{i1}ps{l} = 0"]
     body.append(f"{i1}for t in range(steps[b]):")
     body.append(f"{i2}tg = t0 + t")  # the sample's global step
-    for l, (m, rec, dl) in enumerate(signature):
-        body.append(f"{i2}for j in range(N{l}):")
-        body.append(f"{i3}cur{l}[j] = b{l}[j]")
+    for l, (m, rec, dl, cv, pl) in enumerate(signature):
+        if not cv:  # (a convolution writes sums plus bias when its frame is finished)
+            body.append(f"{i2}for j in range(N{l}):")
+            body.append(f"{i3}cur{l}[j] = b{l}[j]")
         if rec:
             # Last step's spikes of this layer, read before this step overwrites them.
             body += [f"{i2}for q in range(nsp{l}):", f"{i3}r = sp{l}[q]", f"{i3}for j in range(N{l}):",
                      f"{i4}cur{l}[j] += R{l}[r, j]"]
         # The input rows of this step: events for layer 0, spikes of the layer below otherwise.
         if l == 0:
+            src = ("ev_idx", "ev_val", "ev_ptr[b * T + t]", "ev_ptr[b * T + t + 1]")
+        else:
+            src = (f"sp{l - 1}", f"ones{l}", "0", f"nsp{l - 1}")
+        if pl:  # pooled first: the pooled frame's nonzero cells are the layer's events
+            body += [f"{i2}if {src[3]} > {src[2]}:", f"{i3}pool_events(pb{l}, pg{l}, {', '.join(src)})",
+                     f"{i3}npl = pooled_events(pb{l}, pg{l}, qi{l}, qv{l})", f"{i2}else:", f"{i3}npl = 0"]
+            src = (f"qi{l}", f"qv{l}", "0", "npl")
+        if cv:
+            g = f"cg{l}"
+            body += [f"{i2}conv_frame(acc{l}, W{l}, {', '.join(src)}, {g}[1], {g}[2], {g}[6], {g}[7], {g}[8], "
+                     f"{g}[9], {g}[3])", f"{i2}finish_frame(acc{l}, b{l}, cur{l})"]
+        elif pl:
+            body += [f"{i2}for e in range(npl):", f"{i3}k = qi{l}[e]", f"{i3}a = qv{l}[e]"]
+        elif l == 0:
             body += [f"{i2}for e in range(ev_ptr[b * T + t], ev_ptr[b * T + t + 1]):",
                      f"{i3}k = ev_idx[e]", f"{i3}a = ev_val[e]"]
         else:
             body += [f"{i2}for q in range(nsp{l - 1}):", f"{i3}k = sp{l - 1}[q]", f"{i3}a = 1"]
-        body.append(f"{i3}for j in range(N{l}):")
-        if dl:
-            body.append(f"{i4}buf{l}[(tg + D{l}[k, j]) % Q{l}, j] += a * W{l}[k, j]")
-        else:
-            body.append(f"{i4}cur{l}[j] += a * W{l}[k, j]")
+        if not cv:
+            body.append(f"{i3}for j in range(N{l}):")
+            if dl:
+                body.append(f"{i4}buf{l}[(tg + D{l}[k, j]) % Q{l}, j] += a * W{l}[k, j]")
+            else:
+                body.append(f"{i4}cur{l}[j] += a * W{l}[k, j]")
         if dl:
             body += [f"{i2}slot = tg % Q{l}", f"{i2}for j in range(N{l}):", f"{i3}cur{l}[j] += buf{l}[slot, j]",
                      f"{i3}buf{l}[slot, j] = 0"]
@@ -168,7 +199,7 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
         if l == L - 1:
             body += [f"{i2}for j in range(N{l}):", f"{i3}out[t, b, j] = o{l}[j]"]
         body.append(f"{i2}tot{l} += nsp{l}")
-    for l, (m, _, _) in enumerate(signature):
+    for l, (m, *_) in enumerate(signature):
         body += [f"{i1}cnt{l}[b] = tot{l}", f"{i1}satin{l}[b] = si{l}", f"{i1}satst{l}[b] = ss{l}",
                  f"{i1}pkin{l}[b] = pi{l}", f"{i1}pkst{l}[b] = ps{l}", f"{i1}for j in range(N{l}):",
                  f"{i2}ost{l}[b, j] = o{l}[j]"] + [f"{i2}st{l}_{s}[b, j] = s{l}_{s}[j]" for s in m.states]
@@ -183,12 +214,17 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
 @lru_cache(maxsize=None)
 def int_kernel(signature: Signature, rounding: str) -> ModuleType:
     """Compiled (lazily) integer kernel module for a layer signature and rounding."""
-    stem = "int_" + "_".join(m.name + ("r" if r else "") + ("d" if d else "") for m, r, d in signature)
-    return load_module(render_kernel_module(signature, rounding), f"{stem}_{rounding}")
+    return load_module(render_kernel_module(signature, rounding), f"int_{_sig_name(signature)}_{rounding}")
+
+
+def _sig_name(signature: Signature) -> str:
+    return "_".join(m.name + ("r" if r else "") + ("d" if d else "") + ("c" if c else "") + ("p" if p else "")
+                    for m, r, d, c, p in signature)
 
 
 def _signature(q: QuantizedNetwork) -> Signature:
-    return tuple((l.model, l.recurrent is not None, l.delay is not None) for l in q.layers)
+    return tuple((l.model, l.recurrent is not None, l.delay is not None, l.conv is not None, l.pool is not None)
+                 for l in q.layers)
 
 
 def integer_input(x, n_in: int) -> np.ndarray:
@@ -244,7 +280,11 @@ def layer_args(q: QuantizedNetwork) -> list[list]:
     """Per layer, the kernel's constant arguments: integer weights, bias, recurrent weights, delays, coefficients."""
     out = []
     for l in q.layers:
-        a = [_narrow(l.weight_int()), l.bias_int()]
+        a = [l.pool.geometry()] if l.pool is not None else []
+        if l.conv is not None:
+            a += conv_args(_narrow(l.weight_int()), l.bias_int(), l.conv.shape, l.conv.stride, l.conv.padding)
+        else:
+            a += [_narrow(l.weight_int()), l.bias_int()]
         if l.recurrent is not None:
             a.append(_narrow(l.recurrent_int()))
         if l.delay is not None:
@@ -299,6 +339,43 @@ def simulate(q: QuantizedNetwork, x, steps=None, record: bool = False, parallel:
                   parallel)
 
 
+def _pool_matrix(p) -> np.ndarray:
+    """Sum pooling of ``core.Pool`` p as a 0/1 matrix [C*H*W, C*Ho*Wo] (flattened NCHW frames)."""
+    C, H, W = p.shape
+    _, Ho, Wo = p.out_shape
+    (kh, kw), (sh, sw), (ph, pw) = p.kernel, p.stride, p.padding
+    P = np.zeros((C * H * W, C * Ho * Wo), dtype=np.int64)
+    for c in range(C):
+        for i in range(Ho):
+            for j in range(Wo):
+                for y in range(max(0, i * sh - ph), min(H, i * sh - ph + kh)):
+                    for x in range(max(0, j * sw - pw), min(W, j * sw - pw + kw)):
+                        P[(c * H + y) * W + x, (c * Ho + i) * Wo + j] = 1
+    return P
+
+
+def _dense_connection(l) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's integer weights as a matrix [N_in, N_out] (a convolution unrolled) and bias [N_out]."""
+    if l.conv is None:
+        return l.weight_int(), l.bias_int()
+    K = l.weight_int()
+    Co, C, kh, kw = K.shape
+    _, H, W = l.conv.shape
+    _, Ho, Wo = l.conv.out_shape(K.shape)
+    (sh, sw), (ph, pw) = l.conv.stride, l.conv.padding
+    M = np.zeros((C * H * W, Co * Ho * Wo), dtype=np.int64)
+    for o in range(Co):
+        for i in range(Ho):
+            for j in range(Wo):
+                for c in range(C):
+                    for u in range(kh):
+                        for v in range(kw):
+                            y, x = i * sh - ph + u, j * sw - pw + v
+                            if 0 <= y < H and 0 <= x < W:
+                                M[(c * H + y) * W + x, (o * Ho + i) * Wo + j] = K[o, c, u, v]
+    return M, np.repeat(l.bias_int(), Ho * Wo)
+
+
 @lru_cache(maxsize=None)
 def _numpy_step(model: NeuronModel, rounding: str):
     name, src = render_int_step(model, rounding)
@@ -326,7 +403,9 @@ def simulate_reference(q: QuantizedNetwork, x, steps=None, record: bool = False)
         active = (t < st)[:, None]
         inp = a[t]
         for i, l in enumerate(q.layers):
-            W = l.weight_int()
+            W, bias = _dense_connection(l)
+            if l.pool is not None:
+                inp = inp @ _pool_matrix(l.pool)
             buf = bufs[i]
             if l.delay is None:
                 buf[0] += inp @ W
@@ -334,7 +413,7 @@ def simulate_reference(q: QuantizedNetwork, x, steps=None, record: bool = False)
                 for d in np.unique(l.delay):
                     buf[(t + d) % buf.shape[0]] += inp @ np.where(l.delay == d, W, 0)
             slot = t % buf.shape[0]
-            cur = buf[slot] + l.bias_int()[None, :]
+            cur = buf[slot] + bias[None, :]
             buf[slot] = 0
             if l.recurrent is not None:
                 cur = cur + prev[i] @ l.recurrent_int()

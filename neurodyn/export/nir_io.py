@@ -91,6 +91,10 @@ def _decay(tau: np.ndarray, dt: float, integration: str) -> np.ndarray:
 
 def _ir_from(obj) -> tuple[list[_IRLayer], float | None, str, FixedPointFormat | None]:
     """(layers, dt ms, integration, format) of a module, core.Network or QuantizedNetwork."""
+    if isinstance(obj, (Network, QuantizedNetwork)) and any(l.conv is not None or l.pool is not None
+                                                             for l in obj.layers):
+        raise ConfigError(f"NIR export of a {type(obj).__name__} with convolutional or pooled layers is not "
+                          "supported: export the torch model (to_nir(model)), whose Conv2d and pooling become NIR nodes")
     if isinstance(obj, QuantizedNetwork):
         out = []
         for l in obj.layers:

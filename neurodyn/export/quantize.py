@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.network import Layer, Network
+from ..core.network import Conv, Layer, Network, Pool
 from ..nn.convert import to_network
 from ..errors import ConfigError, ShapeError
 from ..neurons.base import NeuronModel
@@ -46,12 +46,15 @@ if TYPE_CHECKING:  # annotations only: int_stream runs this module's networks
 class QuantizedLayer:
     """One layer in integers.
 
-    weight [N_in, N_out] / recurrent [N_out, N_out] / bias [N_out]: mantissas (int64) with
+    weight [N_in, N_out] (a convolution's kernel [C_out, C, kh, kw] with ``conv``) / recurrent
+    [N_out, N_out] / bias [N_out] ([C_out] with ``conv``): mantissas (int64) with
     shifts ``*_exp`` (an increment is ``mantissa << exp`` state units); coefs: the neuron's
     coefficients by name as effective integers [N_out] (fractions in units of 2**-frac_bits,
     thresholds and potentials in state units, thresholds multiples of 2**threshold_exp);
     init: initial state (state units); scale: state units per float unit of the source
-    network; delay: optional per-synapse delays in steps [N_in, N_out].
+    network; delay: optional per-synapse delays in steps [N_in, N_out]; conv, pool: a
+    convolutional connection and sum pooling of the input frames (as ``core.Layer``; average
+    pooling is a sum pooling whose 1 / area is in the weights).
     """
 
     model: NeuronModel
@@ -66,13 +69,21 @@ class QuantizedLayer:
     recurrent: np.ndarray | None = None
     recurrent_exp: int = 0
     delay: np.ndarray | None = None
+    conv: Conv | None = None
+    pool: Pool | None = None
 
     @property
     def size(self) -> int:
+        if self.conv is not None:
+            return int(np.prod(self.conv.out_shape(self.weight.shape)))
         return self.weight.shape[1]
 
     @property
     def n_in(self) -> int:
+        if self.pool is not None:
+            return int(np.prod(self.pool.shape))
+        if self.conv is not None:
+            return int(np.prod(self.conv.shape))
         return self.weight.shape[0]
 
     def weight_int(self) -> np.ndarray:
@@ -134,7 +145,8 @@ class QuantizedNetwork:
             rec = l.recurrent_int()
             out.append(Layer(weight=l.weight_int() / s, bias=l.bias_int() / s, model=l.model, coefs=coefs,
                              init=tuple(i / s for i in l.init), recurrent=None if rec is None else rec / s,
-                             delays=None if l.delay is None else np.asarray(l.delay, dtype=np.int64)))
+                             delays=None if l.delay is None else np.asarray(l.delay, dtype=np.int64),
+                             conv=l.conv, pool=l.pool))
         return Network(out, dtype=np.float64)
 
 
@@ -171,12 +183,19 @@ def validate(q: QuantizedNetwork) -> None:
             if exp is not None and not (exp_range[0] <= exp <= exp_range[1]):
                 raise ConfigError(f"{where}: {name} exponent {exp} outside {exp_range} of format '{fmt.name}'")
 
-        fits("weight", l.weight, fmt.weight_bits, l.weight_exp, fmt.weight_exp, shape=(l.n_in, n))
-        fits("bias", l.bias, fmt.bias_bits, l.bias_exp, fmt.bias_exp, shape=(n,))
+        if l.conv is not None or l.pool is not None:
+            _check_frames(l, where)
+        if l.conv is not None:
+            fits("weight", l.weight, fmt.weight_bits, l.weight_exp, fmt.weight_exp)
+            fits("bias", l.bias, fmt.bias_bits, l.bias_exp, fmt.bias_exp, shape=(l.weight.shape[0],))
+        else:
+            rows = l.n_in if l.pool is None else int(np.prod(l.pool.out_shape))  # (inputs after pooling)
+            fits("weight", l.weight, fmt.weight_bits, l.weight_exp, fmt.weight_exp, shape=(rows, n))
+            fits("bias", l.bias, fmt.bias_bits, l.bias_exp, fmt.bias_exp, shape=(n,))
         if l.recurrent is not None:
             fits("recurrent weight", l.recurrent, fmt.weight_bits, l.recurrent_exp, fmt.weight_exp, shape=(n, n))
         if l.delay is not None:
-            fits("delay", l.delay, fmt.delay_bits, None, None, signed=False, shape=(l.n_in, n))
+            fits("delay", l.delay, fmt.delay_bits, None, None, signed=False, shape=l.weight.shape)
         if set(l.coefs) != set(l.model.coefs):
             raise ConfigError(f"{where}: coefficients {sorted(l.coefs)} != {sorted(l.model.coefs)}")
         for c in l.model.coefs:
@@ -206,15 +225,26 @@ def validate(q: QuantizedNetwork) -> None:
             raise ConfigError(f"{where}: scale must be a positive number, got {l.scale}")
 
 
+def _check_frames(l: QuantizedLayer, where: str) -> None:
+    """A convolutional or pooled layer: the shapes chain, sum pooling, no recurrence or delays."""
+    try:  # core.Layer holds the shape rules of convolutions and pooling
+        Layer(weight=np.asarray(l.weight), bias=np.asarray(l.bias), model=l.model, coefs=(), init=(),
+              recurrent=l.recurrent, delays=l.delay, conv=l.conv, pool=l.pool)
+    except (ConfigError, ShapeError) as e:
+        raise type(e)(f"{where}: {e}") from None
+    if l.pool is not None and l.pool.divide:
+        raise ConfigError(f"{where}: integer layers take sum pooling (an average's 1 / area goes into the weights)")
+
+
 # ------------------------------------------------------------------------------------------ quantize
 
 
-def _lift(model: nn.Module | Network) -> tuple[Network, float | None]:
+def _lift(model: nn.Module | Network, input_shape: tuple[int, int, int] | None = None) -> tuple[Network, float | None]:
     if isinstance(model, Network):
         return model, None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"quantize needs an nn.Module or core.Network, got {type(model).__name__}")
-    net = to_network(model, dtype=np.float64)
+    net = to_network(model, dtype=np.float64, input_shape=input_shape)
     dts = {float(m.dt) for m in model.modules() if isinstance(m, SpikingNeuron)}
     if len(dts) > 1:
         raise ConfigError(f"all neurons must share one time step to run on a chip clock, got dt = {sorted(dts)} ms")
@@ -230,19 +260,32 @@ class _FloatLayer:
     w: np.ndarray
     b: np.ndarray
     r: np.ndarray | None
+    pool: Pool | None = None  # sum pooling (an average's 1 / area is in w)
 
 
 def _fold(layer: Layer) -> _FloatLayer:
     check_model(layer.model)
     coefs = {c: np.asarray(v, dtype=np.float64) for c, v in zip(layer.model.coefs, layer.coefs)}
     g = coefs.get("gain", np.ones(layer.size))
-    w = layer.weight.astype(np.float64) * g[None, :]
-    b = layer.bias.astype(np.float64) * g
+    if layer.conv is not None:  # one gain per output channel: it scales that channel's kernel
+        gc = g.reshape(layer.weight.shape[0], -1)
+        if not np.all(gc == gc[:, :1]):
+            raise ConfigError(f"layer {layer.model.name}: a convolution's neurons need one input gain per channel "
+                              "to fold it into the kernel")
+        w = layer.weight.astype(np.float64) * gc[:, 0, None, None, None]
+        b = layer.bias.astype(np.float64) * gc[:, 0]
+    else:
+        w = layer.weight.astype(np.float64) * g[None, :]
+        b = layer.bias.astype(np.float64) * g
+    pool = layer.pool
+    if pool is not None and pool.divide:  # average pooling = sum pooling and weights / area
+        w = w / (pool.kernel[0] * pool.kernel[1])
+        pool = Pool(pool.shape, pool.kernel, pool.stride, pool.padding, divide=False)
     r = None if layer.recurrent is None else layer.recurrent.astype(np.float64) * g[None, :]
     for name, a in (("weight", w), ("bias", b), ("recurrent", r)):
         if a is not None and not np.isfinite(a).all():
             raise ConfigError(f"layer {layer.model.name}: {name} has NaN or inf values")
-    return _FloatLayer(layer, coefs, w, b, r)
+    return _FloatLayer(layer, coefs, w, b, r, pool)
 
 
 def _static_log2_scale(f: _FloatLayer, fmt: FixedPointFormat, input_max: float) -> int:
@@ -253,12 +296,23 @@ def _static_log2_scale(f: _FloatLayer, fmt: FixedPointFormat, input_max: float) 
         need = ref * 2.0 ** fmt.headroom_bits
     else:
         # Worst case of a leaky readout: every input active every step, |v| <= drive / (1 - decay).
-        drive = input_max * np.abs(f.w).sum(0) + np.abs(f.b)
+        drive = _drive(f, input_max)
         leak = np.maximum(1.0 - c["decay"], 1.0 / fmt.one)
         need = float(np.max(drive / leak + np.abs(c["v_rest"]))) if drive.size else 0.0
     if need <= 0:
         return 0
     return int(math.floor(math.log2(fmt.state_max / need)))
+
+
+def _drive(f: _FloatLayer, input_max: float) -> np.ndarray:
+    """Largest |input| of each neuron [N_out] when every input is input_max (a pooled cell: the
+    window's sum)."""
+    if f.pool is not None:
+        input_max = input_max * f.pool.kernel[0] * f.pool.kernel[1]
+    if f.layer.conv is None:
+        return input_max * np.abs(f.w).sum(0) + np.abs(f.b)
+    per_channel = input_max * np.abs(f.w).sum((1, 2, 3)) + np.abs(f.b)
+    return np.repeat(per_channel, f.layer.size // f.w.shape[0])
 
 
 def _max_log2_scale(f: _FloatLayer, fmt: FixedPointFormat) -> int:
@@ -309,7 +363,8 @@ def _quantize_layer(f: _FloatLayer, k: int, fmt: FixedPointFormat, delay: np.nda
     if delay is not None:
         delay = _check_delay(delay, f.w.shape, fmt)
     ql = QuantizedLayer(model=model, weight=wm, weight_exp=we, bias=bm, bias_exp=be, coefs=coefs, init=init,
-                        scale=s, threshold_exp=te, recurrent=rm, recurrent_exp=re_, delay=delay)
+                        scale=s, threshold_exp=te, recurrent=rm, recurrent_exp=re_, delay=delay,
+                        conv=f.layer.conv, pool=f.pool)
     wq = ql.weight_int() / s
     nz = f.w != 0
     info = {
@@ -343,8 +398,9 @@ def _check_delay(delay, shape: tuple[int, int], fmt: FixedPointFormat) -> np.nda
 def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", *,
              calib: torch.Tensor | np.ndarray | None = None, calib_steps=None,
              delays: list[np.ndarray | None] | None = None, input_max: float = 1.0,
-             log2_scales: list[int] | None = None, max_iter: int = 4) -> QuantizedNetwork:
-    """Quantize a trained network (nn.Sequential of Linear/neuron/Recurrent, or a core.Network).
+             log2_scales: list[int] | None = None, max_iter: int = 4,
+             input_shape: tuple[int, int, int] | None = None) -> QuantizedNetwork:
+    """Quantize a trained network (nn.Sequential of Linear/neuron/Recurrent/Conv2d/pooling, or a core.Network).
 
     fmt: preset name ('loihi', 'wide16') or a FixedPointFormat.  calib: optional input
     [T, B, N_in] (integer counts) to choose the per-layer scales from the integer network's
@@ -353,9 +409,12 @@ def quantize(model: nn.Module | Network, fmt: str | FixedPointFormat = "loihi", 
     core.Network's ``Layer.delays``).  input_max: largest input count per channel and step (the readout's
     worst-case bound without calibration).  log2_scales: fix the per-layer state scales
     (e.g. those a quantization-aware fine-tuning trained with); calib then only fills the report.
+    input_shape: the input frames (C, H, W) of a convolutional model whose first module does not
+    say them (see ``nn.to_network``).  Convolutions and pooling are quantized like the other
+    connections; an average pooling becomes a sum pooling with the 1 / area in the next weights.
     """
     fmt = get_format(fmt)
-    net, dt = _lift(model)
+    net, dt = _lift(model, input_shape)
     folded = [_fold(l) for l in net.layers]
     if delays is None:
         delays = [l.delays for l in net.layers]

@@ -149,7 +149,7 @@ def finish_frame(acc, bias, o) -> None:
             bc = bias[co]
             for j in range(Wo):
                 dst[j] = arow[j * Co + co] + bc
-        arow[:] = 0.0
+        arow[:] = 0
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")

@@ -57,6 +57,9 @@ def to_network(model: nn.Module, dtype: np.dtype | str | None = None,
             if isinstance(m, nn.Conv2d):
                 frames = _conv_frames(m, frames, pool, not layers)
         elif isinstance(m, _Pool2d):
+            if frames is None and not layers and pending is None:
+                raise ConfigError(f"{type(m).__name__} pools the input frames, whose shape is unknown: pass "
+                                  "input_shape=(C, H, W)")
             if pending is not None or pool is not None or frames is None:
                 raise ConfigError(f"{type(m).__name__} must follow a convolutional neuron layer")
             pool = Pool(frames, m.kernel_size, m.stride, m.padding, divide=m.divide)

@@ -31,9 +31,9 @@ def _net(kind: str, dtype=torch.float64) -> torch.nn.Sequential:
                   ndn.LIF(tau_mem=6.0)]
     net = torch.nn.Sequential(*layers).to(dtype).eval()
     with torch.no_grad():
-        for m in net:
+        for i, m in enumerate(net):
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-                m.weight.mul_(4.0 if kind == "stack" else 12.0)
+                m.weight.mul_(12.0 if kind != "stack" else 96.0 if i == 3 else 4.0)
     return net
 
 
@@ -61,11 +61,14 @@ def test_conv_network_equals_modules(kind, dtype):
     ref = _module_outputs(net, x)
     res = to_network(net, input_shape=(C, H, H)).run(x, record=True)
     assert len(res.records) == len(ref)
-    for rec, d in zip(res.records, ref):
-        assert torch.equal(rec, d)
-    assert torch.equal(res.out, ref[-1])
-    spiking = [i for i, m in enumerate(m for m in net if isinstance(m, ndn.SpikingNeuron)) if m.model.spiking]
-    for i in spiking[:-1]:
+    neurons = [m for m in net if isinstance(m, ndn.SpikingNeuron)]
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    for m, rec, d in zip(neurons, res.records, ref):
+        if m.model.spiking:  # the same spikes, to the bit
+            assert torch.equal(rec, d)
+        else:  # a readout after a dense torch Linear: sums in another order
+            torch.testing.assert_close(rec, d, rtol=tol, atol=tol)
+    for i in [i for i, m in enumerate(neurons[:-1]) if m.model.spiking]:
         assert ref[i].sum() > 0, "the test network should spike in every hidden layer"
         assert torch.equal(res.counts[i], ref[i].sum((0, 2)).long())
 
@@ -87,7 +90,6 @@ def test_streaming_a_conv_network_equals_the_whole_run(chunk):
     with torch.no_grad():  # a readout that follows each sample's input
         mods[-2].weight.mul_(20.0)
         mods[-2].bias.zero_()
-        mods[3].weight.mul_(8.0)
     net = to_network(mods)
     x = _input(torch.float64, p=0.3) * (torch.rand(1, 3, C * H * H, generator=torch.Generator().manual_seed(1)) < 0.5)
     trace = net.run(x, early_exit=EarlyExit(1.0, "margin"), record=True).confidence_trace[2:]
