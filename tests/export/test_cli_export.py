@@ -67,3 +67,21 @@ def test_export_errors_are_one_line(run_dir, capsys):
     assert main(["export", "--run", str(run_dir), "--format", "hdf5", "--preset", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "only for --format nir" in err[0]
+
+
+def test_a_conv_run_quantizes_and_exports(tmp_path, capsys):
+    # configs/nmnist_conv.toml for a few steps on the N-MNIST-format sample: the conv layers
+    # go through quantize, the integer simulator and the chip file like the dense ones.
+    root = Path(__file__).parents[2]
+    out = tmp_path / "conv"
+    assert main(["train", "--config", str(root / "configs" / "nmnist_conv.toml"), "--data",
+                 str(root / "datasets" / "nmnist_sample"), "--out", str(out), "--set", "train.steps=4"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--quantized", "loihi"]) == 0
+    float_acc = json.loads((out / "eval.json").read_text())["accuracy"]
+    q_acc = json.loads((out / "eval_loihi.json").read_text())["accuracy"]
+    assert abs(q_acc - float_acc) <= 0.05, (q_acc, float_acc)
+    assert main(["export", "--run", str(out), "--format", "hdf5", "--preset", "loihi", "--calib", "8"]) == 0
+    q = read_hdf5(out / "model_loihi.h5")
+    assert [l.conv is not None for l in q.layers] == [True, True, False]
+    assert q.layers[1].pool is not None and q.layers[2].pool is not None
