@@ -6,7 +6,9 @@ timing, at T = 30 and 100 steps and 2% / 5% input activity.  Every library has t
 weights and the same LIF (``benchmarks.lif_models``: SpikingJelly's LIFNode with decay_input,
 hard reset to 0, fast-sigmoid surrogate); pooling is average pooling.  neurodyn runs its
 event-driven ``ndn.Conv2d`` (each input event adds its kernel patch) fed dense frames like the
-peers, and fed the same input as event lists (``core.Events``, what the data loader hands over).
+peers, and fed the same input as event lists (``core.Events``, what the data loader hands over);
+inference also runs in the event core (``nn.to_network(model).run``: one compiled kernel per
+sample, conv layers adding kernel patches, pooling folded into the next layer's input events).
 
     python -m benchmarks.conv_nmnist [--quick] [--threads 1]
 """
@@ -127,6 +129,7 @@ def hidden_rates(model: nn.Module, x: torch.Tensor) -> list[float]:
 
 def run_case(T: int, B: int, activity: float, reps: int) -> tuple[list[dict], dict[str, str]]:
     from neurodyn.core import Events
+    from neurodyn.nn import to_network
     weights = conv_weights(activity)
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(T, B, C_IN, SIDE, SIDE, generator=g) < activity).float()
@@ -138,17 +141,24 @@ def run_case(T: int, B: int, activity: float, reps: int) -> tuple[list[dict], di
     inputs = {"neurodyn, events": Events.from_dense(x.reshape(T, B, -1))}
     ref = lm.infer_fn(libs["neurodyn"], x)()
     mismatch = {name: lm.spike_mismatch(lm.infer_fn(p, inputs.get(name, x))(), ref) for name, p in libs.items()}
-    infer = timeit_interleaved({n: lm.infer_fn(p, inputs.get(n, x)) for n, p in libs.items()}, repeats=reps)
+    infer_fns = {n: lm.infer_fn(p, inputs.get(n, x)) for n, p in libs.items()}
+    net = to_network(nd)
+    core = {"neurodyn, event core": (lambda: net.run(x.reshape(T, B, -1)).out),
+            "neurodyn, event core, events": (lambda: net.run(inputs["neurodyn, events"]).out)}
+    for n, f in core.items():
+        mismatch[n] = lm.spike_mismatch(f(), ref)
+    infer = timeit_interleaved({**infer_fns, **core}, repeats=reps)
     train = timeit_interleaved({n: lm.train_fn(p, inputs.get(n, x), y) for n, p in libs.items()}, repeats=reps)
     rates = hidden_rates(nd, x)
     rows = []
-    for name in libs:
+    for name in [*libs, *core]:
         rows.append({"T": T, "batch": B, "input_activity": activity,
                      "hidden_rates": "/".join(f"{r:.3f}" for r in rates[:2]),
                      "library": "neurodyn" if name.startswith("neurodyn") else name,
-                     "input": "event lists" if name == "neurodyn, events" else "dense frames",
-                     "train_step_ms": train[name] * 1e3, "infer_ms": infer[name] * 1e3,
-                     "spike_mismatch": mismatch[name]})
+                     "path": "event core" if "event core" in name else "modules",
+                     "input": "event lists" if name.endswith("events") else "dense frames",
+                     "train_step_ms": train[name] * 1e3 if name in train else float("nan"),
+                     "infer_ms": infer[name] * 1e3, "spike_mismatch": mismatch[name]})
     peer_rows = [r for r in rows if r["library"] != "neurodyn"]
     best_t = min((r["train_step_ms"] for r in peer_rows), default=float("nan"))
     best_i = min((r["infer_ms"] for r in peer_rows), default=float("nan"))
