@@ -169,7 +169,7 @@ class Network:
         return dense_to_events(_np(x, self.dtype))
 
     def run(self, x: torch.Tensor | Events, steps: torch.Tensor | None = None, record: bool = False,
-            early_exit: EarlyExit | None = None) -> NetworkResult:
+            early_exit: EarlyExit | None = None, device: str | torch.device = "cpu") -> NetworkResult:
         """Run the network event-driven on a dense input x [T, B, N_in] (or on ``Events``:
         ``run_events`` on its lists).
 
@@ -179,7 +179,21 @@ class Network:
         (default T); the rest cost nothing and output 0.  record: also return every layer's
         output [T, B, N].  early_exit: stop each sample once its running readout is confident
         (see ``core.confidence.EarlyExit``); None runs every sample for its ``steps``.
+        device: 'cuda' runs the batch on the GPU (``core.gpu``: one thread block per sample, in
+        chunks that fit its memory; results as CUDA tensors); dense layers only, no early exit yet.
         """
+        kind = str(device).split(":")[0]
+        if kind not in ("cpu", "cuda"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        if kind == "cuda":
+            if early_exit is not None:
+                raise ConfigError("early exit does not run on the GPU yet: use device='cpu'")
+            if not isinstance(x, Events):
+                x = Events.from_dense(x.detach().cpu())
+            if x.n_channels != self.in_features:
+                raise ShapeError(f"the events have {x.n_channels} channels, the network takes {self.in_features}")
+            from .gpu import run_batch
+            return run_batch(self, x.ptr, x.idx, x.val, x.T, step_counts(steps, x.B, x.T), record, launcher="cuda")
         if isinstance(x, Events):
             if x.n_channels != self.in_features:
                 raise ShapeError(f"the events have {x.n_channels} channels, the network takes {self.in_features}")

@@ -40,11 +40,15 @@ def host_compiler() -> str | None:
 def host_library(model, surrogate: str, alpha: float | None, need_c=None, need_t=None,
                  recurrent: bool = False) -> ctypes.CDLL:
     """Compile (once, cached on disk by source hash) and load the host build of a kernel module."""
+    return compile_host(render_cuda_module(model, surrogate, alpha, need_c, need_t, recurrent), model.name)
+
+
+def compile_host(src: str, stem: str) -> ctypes.CDLL:
+    """Compile (once, cached on disk by source hash) and load the host C++ build of CUDA source ``src``."""
     cxx = host_compiler()
     if cxx is None:
         raise BackendUnavailableError("no C++ compiler found ($CXX, g++ or clang++) to build the host CUDA check")
-    src = render_cuda_module(model, surrogate, alpha, need_c, need_t, recurrent)
-    so = cache_dir() / f"cuda_host_{model.name}_{hashlib.sha1(src.encode()).hexdigest()[:16]}.so"
+    so = cache_dir() / f"cuda_host_{stem}_{hashlib.sha1(src.encode()).hexdigest()[:16]}.so"
     if not so.exists():
         with tempfile.TemporaryDirectory() as d:
             cu = os.path.join(d, "k.cu")

@@ -38,6 +38,11 @@ def _module(model: NeuronModel, surrogate: str, alpha: float | None, need_c: tup
     return cupy.RawModule(code=src, options=NVRTC_OPTIONS)
 
 
+def require_cupy():
+    """The cupy module, or BackendUnavailableError saying how to install it."""
+    return _cupy()
+
+
 def _suffix(x: torch.Tensor) -> str:
     return "f32" if x.dtype == torch.float32 else "f64"
 

@@ -1,0 +1,209 @@
+"""GPU batch runs of the event-driven network: ``Network.run(events, device="cuda")``.
+
+The kernel (``kernels.cuda_network``: one thread block per sample, every step inside) runs
+the samples in chunks whose arrays fit the GPU's free memory, each chunk's CSR events copied
+to the device once (or taken as they are when already there).  The same launch code drives
+the kernel's host C++ build on CPU arrays (``launcher="host"``), which is how it is tested
+without a GPU: both give the Numba kernel's outputs.
+
+Covered: stacks of dense layers (Linear, optional recurrent weights, any neuron model),
+per-sample step counts, records.  Not yet on the GPU: synaptic delays, convolutional layers
+and early exit (a ``ConfigError`` names them; ``device="cpu"`` runs them).
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..errors import BackendUnavailableError, ConfigError
+from ..kernels.cuda_network import Signature, kernel_args, render_network_cuda
+from .result import NetworkResult
+
+if TYPE_CHECKING:
+    from .network import Layer, Network
+
+THREADS = 256
+MEMORY_SHARE = 0.5  # of the free device memory, for one chunk's arrays
+
+
+def gpu_signature(layers: list[Layer]) -> Signature:
+    """The kernel signature of a network, or ConfigError naming what the GPU kernel lacks."""
+    for i, l in enumerate(layers):
+        if l.delays is not None:
+            raise ConfigError(f"layer {i} has synaptic delays: the GPU network kernel has no delay buffers yet; "
+                              "run it with device='cpu'")
+        if l.conv is not None or l.pool is not None:
+            raise ConfigError(f"layer {i} is convolutional or pooled: the GPU network kernel runs dense layers; "
+                              "run it with device='cpu'")
+    return tuple((l.model, l.recurrent is not None) for l in layers)
+
+
+def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize: int, record: bool) -> int:
+    """Device bytes one sample needs: its events, neuron states, outputs, lists, readout and records."""
+    n = 0
+    for l in layers:
+        per_neuron = len(l.model.states) + 1 + 1 + 1  # states, output, list values (float), list indices (int64)
+        n += l.size * per_neuron * itemsize + l.size * 8 + 3 * 8
+        if record:
+            n += T * l.size * itemsize
+    C = layers[-1].size
+    return int(n + T * C * itemsize + C * 8 + (T + 1) * 8 + events_per_sample * (8 + itemsize) + 3 * 8)
+
+
+def chunk_samples(per_sample: int, free_bytes: int, batch: int, share: float = MEMORY_SHARE) -> int:
+    """Samples per chunk: as many as fit ``share`` of the free memory (at most the batch);
+    ConfigError when one sample alone does not fit."""
+    budget = int(free_bytes * share)
+    if per_sample > budget:
+        raise ConfigError(f"one sample needs {per_sample / 2**20:.1f} MiB on the GPU, more than {share:.0%} of the "
+                          f"{free_bytes / 2**20:.1f} MiB free: shorten the input (T), record less or free memory")
+    return max(1, min(batch, budget // max(per_sample, 1)))
+
+
+@dataclass
+class _Chunk:
+    """One chunk's arrays (numpy or cupy), in the kernel's argument order, plus what comes back."""
+
+    args: list[Any]
+    out: Any
+    acc: Any
+    done: Any
+    counts: list[Any]
+    records: list[Any]
+
+
+def _chunk_arrays(xp, layers: list[Layer], consts: list[list], ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,
+                  T: int, steps: np.ndarray, dtype: np.dtype, record: bool) -> _Chunk:
+    B = steps.shape[0]
+    a: list[Any] = [xp.arange(B, dtype=np.int64), xp.asarray(ptr, dtype=np.int64), xp.asarray(idx, dtype=np.int64),
+                    xp.asarray(val, dtype=dtype), xp.asarray(steps, dtype=np.int64)]
+    done = xp.zeros(B, dtype=np.int64)
+    a.append(done)
+    counts, records = [], []
+    for l, c in zip(layers, consts):
+        N = l.size
+        a += c
+        a += [xp.asarray(np.broadcast_to(np.asarray(i, dtype), (B, N)).copy()) for i in l.init]
+        o = xp.zeros((B, N), dtype=dtype)
+        cnt = xp.zeros(B, dtype=np.int64)
+        rec = xp.zeros((T, B, N) if record else (1,), dtype=dtype)
+        a += [o, xp.zeros((B, N), dtype=np.int64), xp.zeros((B, N), dtype=dtype), xp.zeros(B, dtype=np.int64), cnt, rec]
+        counts.append(cnt)
+        records.append(rec)
+    out = xp.zeros((T, B, layers[-1].size), dtype=dtype)
+    acc = xp.zeros((B, layers[-1].size), dtype=np.float64)
+    a += [out, acc]
+    return _Chunk(a, out, acc, done, counts, records)
+
+
+def _consts(xp, layers: list[Layer], dtype: np.dtype) -> list[list]:
+    out = []
+    for l in layers:
+        c = [xp.asarray(np.ascontiguousarray(l.weight, dtype)), xp.asarray(np.ascontiguousarray(l.bias, dtype))]
+        if l.recurrent is not None:
+            c.append(xp.asarray(np.ascontiguousarray(l.recurrent, dtype)))
+        c += [xp.asarray(np.ascontiguousarray(v, dtype)) for v in l.coefs]
+        out.append(c)
+    return out
+
+
+def _sizes(layers: list[Layer]) -> list[int]:
+    return [layers[0].n_in] + [l.size for l in layers]
+
+
+@lru_cache(maxsize=None)
+def _host_library(signature: Signature):
+    from ..kernels.cuda_host import compile_host
+    return compile_host(render_network_cuda(signature), "net_" + "_".join(m.name + ("r" if r else "")
+                                                                        for m, r in signature))
+
+
+@lru_cache(maxsize=None)
+def _cupy_module(signature: Signature):
+    from ..kernels.cupy_backend import NVRTC_OPTIONS, require_cupy
+    return require_cupy().RawModule(code=render_network_cuda(signature), options=NVRTC_OPTIONS)
+
+
+def _launch_host(signature: Signature, ch: _Chunk, record: bool, T: int, sizes: list[int], dtype: np.dtype,
+                 threads: int) -> None:
+    fn = getattr(_host_library(signature), f"run_{'f32' if dtype == np.float32 else 'f64'}_host")
+    B = ch.done.shape[0]
+    ptrs = [ctypes.c_void_p(x.ctypes.data) for x in ch.args]
+    fn(*ptrs, *map(ctypes.c_longlong, [int(record), T, B, *sizes, B, threads]))
+
+
+def _launch_cupy(signature: Signature, ch: _Chunk, record: bool, T: int, sizes: list[int], dtype: np.dtype,
+                 threads: int) -> None:
+    fn = _cupy_module(signature).get_function(f"run_{'f32' if dtype == np.float32 else 'f64'}")
+    B = ch.done.shape[0]
+    fn((B,), (threads,), (*ch.args, *map(np.int64, [int(record), T, B, *sizes])), shared_mem=(threads + 1) * 8)
+
+
+def _cupy_free_bytes() -> int:
+    from ..kernels.cupy_backend import require_cupy
+    return int(require_cupy().cuda.runtime.memGetInfo()[0])
+
+
+def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
+              record: bool = False, launcher: str = "cuda", chunk: int | None = None,
+              threads: int = THREADS) -> NetworkResult:
+    """Run ``net`` on CSR events (row b*T + t: sample b's inputs at step t) for ``steps[b]`` steps
+    each, in chunks of samples; ``launcher`` 'cuda' (CuPy, results on the GPU as torch tensors)
+    or 'host' (the kernel's host C++ build on CPU arrays).  chunk: samples per chunk (default:
+    as many as fit ``MEMORY_SHARE`` of the free GPU memory; the whole batch on the host)."""
+    layers, dtype = net.layers, net.dtype
+    sig = gpu_signature(layers)
+    B = steps.shape[0]
+    if launcher == "host":
+        xp = np
+        launch = _launch_host
+    elif launcher == "cuda":
+        try:
+            import cupy as xp
+        except ImportError:
+            raise BackendUnavailableError("device='cuda' needs cupy and a GPU (pip install 'neurodyn[gpu]')") from None
+        launch = _launch_cupy
+    else:
+        raise ConfigError(f"unknown launcher '{launcher}'; choose 'cuda' or 'host'")
+    if chunk is None:
+        if launcher == "host":
+            chunk = max(B, 1)
+        else:
+            per = sample_bytes(layers, T, len(idx) / max(B, 1), dtype.itemsize, record)
+            chunk = chunk_samples(per, _cupy_free_bytes(), max(B, 1))
+    consts = _consts(xp, layers, dtype)
+    sizes = _sizes(layers)
+    ptr = np.asarray(ptr, dtype=np.int64)
+    outs, accs, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
+    for b0 in range(0, B, chunk):
+        b1 = min(B, b0 + chunk)
+        e0, e1 = int(ptr[b0 * T]), int(ptr[b1 * T])
+        ch = _chunk_arrays(xp, layers, consts, ptr[b0 * T:b1 * T + 1] - e0, idx[e0:e1], val[e0:e1], T,
+                           steps[b0:b1], dtype, record)
+        launch(sig, ch, record, T, sizes, dtype, threads)
+        outs.append(ch.out)
+        accs.append(ch.acc)
+        dones.append(ch.done)
+        for i in range(len(layers)):
+            counts[i].append(ch.counts[i])
+            if record:
+                records[i].append(ch.records[i])
+    tt = (lambda a: torch.from_numpy(a)) if xp is np else (lambda a: torch.from_dlpack(a))
+    cat = (lambda parts, axis: xp.concatenate(parts, axis=axis)) if B else (lambda parts, axis: None)
+    if B == 0:
+        C = layers[-1].size
+        empty = torch.zeros((T, 0, C), dtype=torch.float32 if dtype == np.float32 else torch.float64)
+        return NetworkResult(out=empty, counts=[torch.zeros(0, dtype=torch.int64) for _ in layers],
+                             steps=torch.zeros(0, dtype=torch.int64), records=[], pred=torch.zeros(0, dtype=torch.int64))
+    acc = cat(accs, 0)
+    return NetworkResult(out=tt(cat(outs, 1)), counts=[tt(cat(c, 0)) for c in counts], steps=tt(cat(dones, 0)),
+                         records=[tt(cat(r, 1)) for r in records] if record else [],
+                         pred=tt(xp.argmax(acc, axis=1).astype(np.int64)))
+
+
+__all__ = ["THREADS", "MEMORY_SHARE", "chunk_samples", "gpu_signature", "run_batch", "sample_bytes"]

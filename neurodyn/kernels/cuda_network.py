@@ -1,0 +1,183 @@
+"""The event-driven network kernel in CUDA C++: one thread block per sample, all steps inside.
+
+The GPU counterpart of ``core.engine``'s Numba kernel for stacks of dense layers (a Linear
+connection, optional recurrent weights, any neuron model): block q runs sample ``rows[q]``
+for its own ``steps[b]`` steps, so finished samples cost nothing.  Per step and layer:
+
+1. every thread, for its neurons j (strided by the block size), sums the layer's current in
+   the Numba kernel's order -- bias, then the rows of the layer's own last-step spikes
+   (recurrent), then the input rows four at a time as ``row_adds`` groups them -- and runs
+   the neuron's step (printed from its one definition, ``printers.cxx_step``);
+2. the layer's nonzero outputs are compacted, in neuron order, into the list the next layer
+   (and the next step's recurrent input) adds rows from: each thread counts its contiguous
+   chunk, one thread scans the counts, each thread writes its chunk.
+
+A barrier separates the phases.  With the same summation order and no FMA contraction
+(``--fmad=false``, ``-ffp-contract=off``) the outputs equal the Numba kernel's to the bit
+(neuron steps without transcendental functions; an exp or log may differ in the last ulp
+between CUDA's math library and the host's).  State lives in arrays [B, ...] that the kernel
+continues from and leaves updated (as ``core.stream`` does); the last layer's outputs are
+added to a float64 evidence sum [B, C].
+
+The text also builds as host C++ (``run_f32_host`` / ``run_f64_host``): the block's threads
+run one after another phase by phase, barrier to barrier, which is how it is tested without
+a GPU.
+"""
+from __future__ import annotations
+
+from ..neurons.base import NeuronModel
+from .cuda_codegen import PRELUDE
+from .printers import cxx_step, cxx_surrogate
+
+Signature = tuple[tuple[NeuronModel, bool], ...]  # per layer: (neuron model, recurrent)
+
+
+def kernel_args(signature: Signature) -> list[tuple[str, str]]:
+    """The kernel's arguments (C++ type, name) in order; ``scalar_t`` is float or double.
+
+    rows [R] samples to run; ev_ptr [B*T+1] / ev_idx [E] / ev_val [E]: CSR input events (row
+    b*T + t); steps [B] steps each sample runs in this call; done [B] steps run so far (+=
+    steps); per layer l: W{l} [K, N], b{l} [N], R{l} [N, N] (recurrent), c{l}_* [N], st{l}_*
+    [B, N] and o{l} [B, N] (state and last outputs, in and out), li{l} [B, N] / lv{l} [B, N] /
+    ln{l} [B] (scratch: the nonzero-output list), cnt{l} [B] spikes in this call, rec{l}
+    [T, B, N] (written when ``record``); out [T, B, C]; acc [B, C] float64 evidence;
+    record; T, B.
+    """
+    S, I, D = "const scalar_t*", "const ndi*", "scalar_t*"
+    a = [(I, "rows"), (I, "ev_ptr"), (I, "ev_idx"), (S, "ev_val"), (I, "steps"), ("ndi*", "done")]
+    for l, (m, rec) in enumerate(signature):
+        a += [(S, f"W{l}"), (S, f"b{l}")] + ([(S, f"R{l}")] if rec else [])
+        a += [(S, f"c{l}_{c}") for c in m.coefs] + [(D, f"st{l}_{s}") for s in m.states] + [(D, f"o{l}")]
+        a += [("ndi*", f"li{l}"), (D, f"lv{l}"), ("ndi*", f"ln{l}"), ("ndi*", f"cnt{l}"), (D, f"rec{l}")]
+    a += [(D, "out"), ("double*", "acc")]
+    return a
+
+
+def layer_sizes(signature: Signature) -> list[str]:
+    """The size arguments after the arrays: K0 (inputs of layer 0), then N{l} per layer."""
+    return ["K0"] + [f"N{l}" for l in range(len(signature))]
+
+
+def render_network_cuda(signature: Signature) -> str:
+    """CUDA C++ source of the event-driven network kernel for ``signature`` (see the module docstring)."""
+    seen, parts = set(), [PRELUDE.format(name="+".join(m.name for m, _ in signature), sg="atan", alpha=2.0,
+                                         need_c=(), need_t=(), recurrent=[r for _, r in signature])]
+    # the VJPs in cxx_step call spike_grad; the network kernel runs steps only
+    parts += [cxx_surrogate("atan"), "template <typename scalar_t> ND_DEV scalar_t spike_grad(scalar_t u) "
+              "{ return sg_atan(u, scalar_t(2.0)); }\n"]
+    for m, _ in signature:
+        if m.name not in seen:
+            parts.append(cxx_step(m))
+            seen.add(m.name)
+    args = kernel_args(signature)
+    sizes = layer_sizes(signature)
+    decl = ", ".join([f"{ty} ND_RESTRICT {n}" for ty, n in args] + ["ndi record", "ndi T", "ndi B"]
+                     + [f"ndi {s}" for s in sizes])
+    call = ", ".join([n for _, n in args] + ["record", "T", "B"] + sizes)
+    L = len(signature)
+    # --- the phases, as device functions of (b, t, tid, nth, ...) -------------------------
+    fns = []
+    for l, (m, rec) in enumerate(signature):
+        N = f"N{l}"
+        st = [f"st{l}_{s}[b * {N} + j]" for s in m.states]
+        body = [f"    for (ndi j = tid; j < {N}; j += nth) {{", f"        scalar_t x = b{l}[j];"]
+        if rec:  # own spikes of the last step, one row at a time (the Numba kernel's order)
+            body += [f"        for (ndi q = 0; q < ln{l}[b]; ++q) x += R{l}[li{l}[b * {N} + q] * {N} + j];"]
+        if l == 0:
+            unit = False
+            body += ["        const ndi r = b * T + t, e0 = ev_ptr[r], e1 = ev_ptr[r + 1];"]
+            lo, hi, idx, val = "e0", "e1", "ev_idx[e]", "ev_val[e]"
+            idx4 = [f"ev_idx[e + {i}]" for i in range(4)]
+            val4 = [f"ev_val[e + {i}]" for i in range(4)]
+        else:
+            p = l - 1
+            unit = signature[p][0].spiking
+            lo, hi = "0", f"ln{p}[b]"
+            idx4 = [f"li{p}[b * N{p} + e + {i}]" for i in range(4)]
+            val4 = [f"lv{p}[b * N{p} + e + {i}]" for i in range(4)]
+            idx, val = f"li{p}[b * N{p} + e]", f"lv{p}[b * N{p} + e]"
+        w = [f"W{l}[{k} * {N} + j]" for k in idx4]
+        if unit:  # spikes are 1: add_unit_rows' grouping, no multiplies
+            four = f"x += ({w[0]} + {w[1]}) + ({w[2]} + {w[3]});"
+            one = f"x += W{l}[{idx} * {N} + j];"
+        else:
+            four = f"x += ({val4[0]} * {w[0]} + {val4[1]} * {w[1]}) + ({val4[2]} * {w[2]} + {val4[3]} * {w[3]});"
+            one = f"x += {val} * W{l}[{idx} * {N} + j];"
+        body += [f"        ndi e = {lo};", f"        for (; e + 4 <= {hi}; e += 4) {four}",
+                 f"        for (; e < {hi}; ++e) {one}"]
+        news = [f"n_{s}" for s in m.states]
+        body += [f"        scalar_t ov, {', '.join(news)};",
+                 f"        {m.derived.step_name}<scalar_t>(x, {', '.join(st)}, "
+                 + ", ".join(f"c{l}_{c}[j]" for c in m.coefs) + f", ov, {', '.join(news)});"]
+        body += [f"        {a} = {n};" for a, n in zip(st, news)]
+        body += [f"        o{l}[b * {N} + j] = ov;", f"        if (record) rec{l}[(t * B + b) * {N} + j] = ov;"]
+        if l == L - 1:
+            body += [f"        out[(t * B + b) * {N} + j] = ov;", f"        acc[b * {N} + j] += (double)ov;"]
+        body += ["    }"]
+        fns.append("template <typename scalar_t>\n"
+                   f"ND_DEV void layer{l}(ndi b, ndi t, ndi tid, ndi nth, {decl}) {{\n" + "\n".join(body) + "\n}\n")
+    # Ordered compaction of a layer's nonzero outputs o{l}[b] into li/lv/ln, in three phases.
+    for l, (m, _) in enumerate(signature):
+        N = f"N{l}"
+        fns.append(
+            "template <typename scalar_t>\n"
+            f"ND_DEV void count{l}(ndi b, ndi tid, ndi nth, ndi* cnt_sh, {decl}) {{\n"
+            f"    const ndi chunk = ({N} + nth - 1) / nth, j0 = tid * chunk, j1 = j0 + chunk < {N} ? j0 + chunk : {N};\n"
+            "    ndi n = 0;\n"
+            f"    for (ndi j = j0; j < j1; ++j) n += o{l}[b * {N} + j] != scalar_t(0);\n"
+            "    cnt_sh[tid] = n;\n}\n"
+            "template <typename scalar_t>\n"
+            f"ND_DEV void scan{l}(ndi b, ndi nth, ndi* cnt_sh, {decl}) {{\n"
+            "    ndi s = 0;\n"
+            "    for (ndi k = 0; k < nth; ++k) { const ndi c = cnt_sh[k]; cnt_sh[k] = s; s += c; }\n"
+            f"    ln{l}[b] = s;\n" + (f"    cnt{l}[b] += s;\n" if m.spiking else "") + "}\n"
+            "template <typename scalar_t>\n"
+            f"ND_DEV void fill{l}(ndi b, ndi tid, ndi nth, const ndi* cnt_sh, {decl}) {{\n"
+            f"    const ndi chunk = ({N} + nth - 1) / nth, j0 = tid * chunk, j1 = j0 + chunk < {N} ? j0 + chunk : {N};\n"
+            "    ndi n = cnt_sh[tid];\n"
+            f"    for (ndi j = j0; j < j1; ++j) {{\n"
+            f"        const scalar_t v = o{l}[b * {N} + j];\n"
+            f"        if (v != scalar_t(0)) {{ li{l}[b * {N} + n] = j; lv{l}[b * {N} + n] = v; ++n; }}\n"
+            "    }\n}\n")
+    parts += fns
+    # --- the block's schedule, for the device and for the host ----------------------------
+    def schedule(each: str, tid: str, nth: str, barrier: str, one: str) -> list[str]:
+        """The phases of sample b: ``each`` runs a phase for every thread, ``one`` for thread 0 only."""
+        def compact(l: int) -> list[str]:
+            return [f"{each}count{l}<T_>(b, {tid}, {nth}, cnt_sh, {call});", barrier,
+                    f"{one}scan{l}<T_>(b, {nth}, cnt_sh, {call});", barrier,
+                    f"{each}fill{l}<T_>(b, {tid}, {nth}, cnt_sh, {call});", barrier]
+        lines = []
+        for l, (_, rec) in enumerate(signature):
+            if rec:  # the list of the spikes carried in (the last step run before this call)
+                lines += compact(l)
+        lines += [f"{one}{{ " + " ".join(f"cnt{l}[b] = 0;" for l in range(L)) + " }", barrier]
+        lines += ["for (ndi t = 0; t < steps[b]; ++t) {"]
+        for l in range(L):
+            lines += [f"    {each}layer{l}<T_>(b, t, {tid}, {nth}, {call});", f"    {barrier}"]
+            lines += ["    " + x for x in compact(l)]
+        lines += ["}", f"{one}done[b] += steps[b];"]
+        return lines
+
+    dev = schedule("", "threadIdx.x", "blockDim.x", "__syncthreads();", "if (threadIdx.x == 0) ")
+    host = schedule("for (ndi tid = 0; tid < threads; ++tid) ", "tid", "threads", "// barrier", "")
+    out = ["#ifdef __CUDACC__"]
+    for suffix, ty in (("f32", "float"), ("f64", "double")):
+        d = decl.replace("scalar_t", ty)
+        out.append(f'extern "C" __global__ void run_{suffix}({d}) {{\n'
+                   "    extern __shared__ long long nd_smem[];  // blockDim.x + 1 counters\n"
+                   "    ndi* cnt_sh = nd_smem;\n    const ndi b = rows[blockIdx.x];\n"
+                   + "\n".join("    " + x for x in dev).replace("T_", ty) + "\n}")
+    out.append("#else")
+    for suffix, ty in (("f32", "float"), ("f64", "double")):
+        d = decl.replace("scalar_t", ty)
+        out.append(f'extern "C" void run_{suffix}_host({d}, ndi n_rows, ndi threads) {{\n'
+                   "    std::vector<ndi> counters(threads + 1);  // the block's shared memory\n"
+                   "    ndi* cnt_sh = counters.data();\n"
+                   "    for (ndi q = 0; q < n_rows; ++q) {\n        const ndi b = rows[q];\n"
+                   + "\n".join("        " + x for x in host).replace("T_", ty) + "\n    }\n}")
+    out.append("#endif\n")
+    return "\n".join(parts + out)
+
+
+__all__ = ["Signature", "kernel_args", "layer_sizes", "render_network_cuda"]

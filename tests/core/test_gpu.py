@@ -1,0 +1,221 @@
+"""GPU batch runs (``core.gpu``, kernel ``kernels.cuda_network``): the kernel's host C++ build on
+CPU arrays gives the Numba event core's outputs to the bit; on a machine with a GPU, so does CuPy.
+nvcc compiles the source for sm_80 and sm_90."""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+import neurodyn.nn as ndn
+from neurodyn.core import Events
+from neurodyn.core.gpu import chunk_samples, gpu_signature, run_batch, sample_bytes
+from neurodyn.errors import BackendUnavailableError, ConfigError
+from neurodyn.inference import EarlyExit
+from neurodyn.kernels.cuda_host import host_compiler
+from neurodyn.kernels.cuda_network import render_network_cuda
+from neurodyn.nn.convert import to_network
+from neurodyn.nn.delays import DelayedLinear, round_delays
+
+needs_cxx = pytest.mark.skipif(host_compiler() is None, reason="no C++ compiler for the host build of the CUDA kernel")
+N_IN = 40
+
+
+def _net(kind: str, dtype):
+    torch.manual_seed(0)
+    if kind == "lif":
+        layers = [ndn.Linear(N_IN, 48), ndn.LIF(tau_mem=5.0), ndn.Linear(48, 10), ndn.LI(tau_mem=10.0)]
+    else:  # ALIF, a recurrent CUBA-LIF, a non-spiking layer feeding values to a LIF layer
+        layers = [ndn.Linear(N_IN, 37), ndn.ALIF(tau_mem=5.0, tau_adapt=50.0, reset="zero", v_reset=-0.1),
+                  ndn.Recurrent(37, 300, ndn.CUBALIF(tau_syn=2.0, tau_mem=5.0)), ndn.Linear(300, 12),
+                  ndn.LI(tau_mem=3.0), ndn.Linear(12, 7), ndn.LIF(tau_mem=4.0, normalize_input=False)]
+    net = torch.nn.Sequential(*layers).to(dtype).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(6.0)
+    return to_network(net)
+
+
+def _events(dtype, T=50, B=9, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, B, N_IN, generator=g) < 0.1).to(dtype) * torch.randint(1, 3, (T, B, N_IN), generator=g)
+    return Events.from_dense(x)
+
+
+@needs_cxx
+@pytest.mark.parametrize("kind,dtype,threads", [("lif", torch.float32, 256), ("mixed", torch.float32, 64),
+                                                ("mixed", torch.float64, 7), ("lif", torch.float64, 32)])
+def test_host_build_equals_the_numba_core(kind, dtype, threads):
+    net = _net(kind, dtype)
+    ev = _events(dtype)
+    steps = torch.tensor([50, 0, 13, 50, 1, 49, 50, 27, 50])
+    cpu = net.run(ev, steps=steps, record=True)
+    gpu = run_batch(net, ev.ptr, ev.idx, ev.val, ev.T, steps.numpy(), record=True, launcher="host", threads=threads)
+    assert torch.equal(gpu.out, cpu.out)
+    assert torch.equal(gpu.steps, cpu.steps) and torch.equal(gpu.pred, cpu.pred)
+    for a, b in zip(gpu.counts, cpu.counts):
+        assert torch.equal(a, b)
+    for a, b in zip(gpu.records, cpu.records):
+        assert torch.equal(a, b)
+    assert all(c.sum() > 0 for c, l in zip(cpu.counts, net.layers) if l.model.spiking)
+
+
+@needs_cxx
+def test_chunks_of_samples_give_the_whole_batch():
+    net = _net("mixed", torch.float32)
+    ev = _events(torch.float32, B=10)
+    steps = np.array([50, 3, 0, 50, 50, 7, 50, 0, 1, 50])
+    whole = run_batch(net, ev.ptr, ev.idx, ev.val, ev.T, steps, launcher="host")
+    for chunk in (1, 3, 4):
+        part = run_batch(net, ev.ptr, ev.idx, ev.val, ev.T, steps, launcher="host", chunk=chunk)
+        assert torch.equal(part.out, whole.out) and torch.equal(part.pred, whole.pred)
+        for a, b in zip(part.counts, whole.counts):
+            assert torch.equal(a, b)
+
+
+def test_chunk_size_from_free_memory():
+    net = _net("lif", torch.float32)
+    per = sample_bytes(net.layers, T=100, events_per_sample=500.0, itemsize=4, record=False)
+    assert per > 100 * 10 * 4  # at least the readout
+    assert chunk_samples(per, free_bytes=2 * 1000 * per, batch=10**5) == 1000
+    assert chunk_samples(per, free_bytes=2**40, batch=64) == 64
+    with pytest.raises(ConfigError, match="one sample needs"):
+        chunk_samples(per, free_bytes=per, batch=8)
+
+
+def test_what_the_gpu_kernel_does_not_run_is_named():
+    delayed = round_delays(torch.nn.Sequential(DelayedLinear(N_IN, 8, max_delay=4), ndn.LIF()).eval())
+    with pytest.raises(ConfigError, match="delays"):
+        gpu_signature(to_network(delayed).layers)
+    conv = torch.nn.Sequential(ndn.Conv2d(1, 2, 3, input_size=(6, 6)), ndn.LIF())
+    with pytest.raises(ConfigError, match="convolutional"):
+        gpu_signature(to_network(conv).layers)
+    net = _net("lif", torch.float32)
+    with pytest.raises(ConfigError, match="early exit"):
+        net.run(_events(torch.float32), early_exit=EarlyExit(0.9), device="cuda")
+    with pytest.raises(ConfigError, match="device must be"):
+        net.run(_events(torch.float32), device="tpu")
+
+
+def test_cuda_without_cupy_says_how_to_get_it(monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def no_cupy(name, *a, **k):
+        if name == "cupy":
+            raise ImportError("no cupy here")
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    with pytest.raises(BackendUnavailableError, match="neurodyn\\[gpu\\]"):
+        _net("lif", torch.float32).run(_events(torch.float32), device="cuda")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed: GPU compile check skipped")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_network_kernel_compiles_for_gpu(tmp_path, arch):
+    net = _net("mixed", torch.float32)
+    src = tmp_path / "net.cu"
+    src.write_text(render_network_cuda(gpu_signature(net.layers)))
+    r = subprocess.run(["nvcc", f"-arch={arch}", "-cubin", "--fmad=false", str(src), "-o", str(tmp_path / "net.cubin")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def _gpu():
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0 and torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _gpu(), reason="no usable GPU backend here: cupy and a CUDA device are needed")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cupy_network_equals_the_numba_core_on_gpu(dtype):
+    net = _net("mixed", dtype)
+    ev = _events(dtype, B=33)
+    steps = torch.randint(0, 51, (33,))
+    cpu = net.run(ev, steps=steps, record=True)
+    gpu = net.run(ev, steps=steps, record=True, device="cuda")
+    assert torch.equal(gpu.out.cpu(), cpu.out) and torch.equal(gpu.pred.cpu(), cpu.pred)
+    for a, b in zip(gpu.records, cpu.records):
+        assert torch.equal(a.cpu(), b)
+
+
+# --- out-of-bounds safety: the host build under AddressSanitizer + UBSan, exact-size buffers ---
+
+def _sanitizer_flags(cxx: str):
+    flags = ["-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-ffp-contract=off",
+             "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    probe = subprocess.run([cxx, *flags, "-x", "c++", "-", "-o", "/dev/null"], input="int main() { return 0; }",
+                           capture_output=True, text=True)
+    return flags if probe.returncode == 0 else None
+
+
+def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
+    """C++ main running run_f64_host on buffers of exactly their documented size, each its own
+    allocation (filled from this network and these events); ``shrink``: one buffer one short."""
+    from neurodyn.kernels.cuda_network import kernel_args
+    T, B = ev.T, ev.B
+    arrays = {"rows": np.arange(B), "ev_ptr": ev.ptr, "ev_idx": ev.idx, "ev_val": ev.val, "steps": steps,
+              "done": np.zeros(B)}
+    for l, layer in enumerate(net.layers):
+        N = layer.size
+        arrays.update({f"W{l}": layer.weight, f"b{l}": layer.bias, f"o{l}": np.zeros(B * N),
+                       f"li{l}": np.zeros(B * N), f"lv{l}": np.zeros(B * N), f"ln{l}": np.zeros(B),
+                       f"cnt{l}": np.zeros(B), f"rec{l}": np.zeros(T * B * N)})
+        if layer.recurrent is not None:
+            arrays[f"R{l}"] = layer.recurrent
+        arrays.update({f"c{l}_{c}": v for c, v in zip(layer.model.coefs, layer.coefs)})
+        arrays.update({f"st{l}_{s}": np.broadcast_to(v, (B, N)) for s, v in zip(layer.model.states, layer.init)})
+    C = net.layers[-1].size
+    arrays.update({"out": np.zeros(T * B * C), "acc": np.zeros(B * C)})
+    lines = ['#include <cstdio>', '#include "k.cu"', "int main() {"]
+    names = []
+    for ty, name in kernel_args(gpu_signature(net.layers)):
+        base = ty.replace("const ", "").replace("*", "").strip().replace("scalar_t", "double")
+        a = np.asarray(arrays[name], dtype=np.float64).reshape(-1)
+        n = a.size - (1 if name == shrink else 0)
+        vals = ", ".join(repr(float(v)) if base == "double" else str(int(v)) for v in a[:n])
+        lines += [f"    {base}* {name} = new {base}[{max(n, 1)}];",
+                  f"    {{ const {base} init[] = {{{vals or 0}}}; for (int i = 0; i < {n}; ++i) {name}[i] = init[i]; }}"]
+        names.append(name)
+    sizes = [net.layers[0].n_in] + [l.size for l in net.layers]
+    lines += [f"    run_f64_host({', '.join(names)}, 1, {T}, {B}, {', '.join(map(str, sizes))}, {B}, {threads});",
+              "    long long spikes = 0;",
+              f"    for (int i = 0; i < {B}; ++i) spikes += cnt0[i];",
+              '    std::printf("spikes %lld\\n", spikes);', "    return 0;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _build_and_run(tmp_path, shrink=None):
+    cxx = host_compiler()
+    flags = _sanitizer_flags(cxx)
+    if flags is None:
+        pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined here")
+    net = _net("mixed", torch.float64)
+    ev = _events(torch.float64, T=9, B=6)
+    steps = np.array([9, 0, 1, 4, 8, 9])
+    (tmp_path / "k.cu").write_text(render_network_cuda(gpu_signature(net.layers)))
+    (tmp_path / "main.cpp").write_text(_harness(net, ev, steps, threads=16, shrink=shrink))
+    exe = tmp_path / "check"
+    r = subprocess.run([cxx, *flags, str(tmp_path / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return subprocess.run([str(exe)], capture_output=True, text=True, cwd=tmp_path,
+                          env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "PATH": "/usr/bin:/bin"})
+
+
+@needs_cxx
+def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path):
+    r = _build_and_run(tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
+    assert int(r.stdout.split()[1]) > 0, "no spikes: the row adds were not exercised"
+
+
+@needs_cxx
+def test_sanitized_host_build_catches_a_short_buffer(tmp_path):
+    """The control: the recurrent layer's outputs one element short is reported."""
+    r = _build_and_run(tmp_path, shrink="o1")
+    assert r.returncode != 0 and "AddressSanitizer" in r.stderr
