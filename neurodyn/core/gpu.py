@@ -7,8 +7,10 @@ the kernel's host C++ build on CPU arrays (``launcher="host"``), which is how it
 without a GPU: both give the Numba kernel's outputs.
 
 Covered: stacks of dense layers (Linear, optional recurrent weights, any neuron model),
-per-sample step counts, records.  Not yet on the GPU: synaptic delays, convolutional layers
-and early exit (a ``ConfigError`` names them; ``device="cpu"`` runs them).
+per-sample step counts, records and early exit (the confidence test compiled into the kernel
+from ``core.confidence`` through ``kernels.py_cxx``; an exited sample's block stops).  Not yet on
+the GPU: synaptic delays and convolutional layers (a ``ConfigError`` names them;
+``device="cpu"`` runs them).
 """
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ import numpy as np
 import torch
 
 from ..errors import BackendUnavailableError, ConfigError
-from ..kernels.cuda_network import Signature, kernel_args, render_network_cuda
+from ..kernels.cuda_network import Signature, render_network_cuda
+from ..kernels.py_cxx import to_cxx
+from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
 from .result import NetworkResult
+from .stream import check_early_exit, scales_table
 
 if TYPE_CHECKING:
     from .network import Layer, Network
@@ -75,10 +80,13 @@ class _Chunk:
     done: Any
     counts: list[Any]
     records: list[Any]
+    exited: Any
+    conf: Any
+    conf_rec: Any
 
 
 def _chunk_arrays(xp, layers: list[Layer], consts: list[list], ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,
-                  T: int, steps: np.ndarray, dtype: np.dtype, record: bool) -> _Chunk:
+                  T: int, steps: np.ndarray, dtype: np.dtype, record: bool, scales: Any) -> _Chunk:
     B = steps.shape[0]
     a: list[Any] = [xp.arange(B, dtype=np.int64), xp.asarray(ptr, dtype=np.int64), xp.asarray(idx, dtype=np.int64),
                     xp.asarray(val, dtype=dtype), xp.asarray(steps, dtype=np.int64)]
@@ -97,8 +105,10 @@ def _chunk_arrays(xp, layers: list[Layer], consts: list[list], ptr: np.ndarray, 
         records.append(rec)
     out = xp.zeros((T, B, layers[-1].size), dtype=dtype)
     acc = xp.zeros((B, layers[-1].size), dtype=np.float64)
-    a += [out, acc]
-    return _Chunk(a, out, acc, done, counts, records)
+    exited, conf = xp.zeros(B, dtype=np.int64), xp.zeros(B, dtype=np.float64)
+    conf_rec = xp.zeros((T, B) if record else (1,), dtype=np.float64)
+    a += [out, acc, scales, exited, conf, conf_rec]
+    return _Chunk(a, out, acc, done, counts, records, exited, conf, conf_rec)
 
 
 def _consts(xp, layers: list[Layer], dtype: np.dtype) -> list[list]:
@@ -116,32 +126,53 @@ def _sizes(layers: list[Layer]) -> list[int]:
     return [layers[0].n_in] + [l.size for l in layers]
 
 
+def network_source(signature: Signature) -> str:
+    """The CUDA source of the network kernel, with the confidence functions of ``core.confidence``."""
+    conf = "\n".join([to_cxx(top2, {"acc": "array"}, ("ndi", "ndi")),
+                      to_cxx(softmax_sums, {"acc": "array", "k1": "ndi", "k2": "ndi"}, ("double", "double"))]
+                     + [to_cxx(f) for f in (*MEASURES.values(), *LIMITS.values())])
+    return render_network_cuda(signature, conf, tuple(f.__name__ for f in MEASURES.values()),
+                               tuple(LIMITS[m].__name__ for m in MEASURES))
+
+
 @lru_cache(maxsize=None)
 def _host_library(signature: Signature):
     from ..kernels.cuda_host import compile_host
-    return compile_host(render_network_cuda(signature), "net_" + "_".join(m.name + ("r" if r else "")
-                                                                        for m, r in signature))
+    return compile_host(network_source(signature), "net_" + "_".join(m.name + ("r" if r else "") for m, r in signature))
 
 
 @lru_cache(maxsize=None)
 def _cupy_module(signature: Signature):
     from ..kernels.cupy_backend import NVRTC_OPTIONS, require_cupy
-    return require_cupy().RawModule(code=render_network_cuda(signature), options=NVRTC_OPTIONS)
+    return require_cupy().RawModule(code=network_source(signature), options=NVRTC_OPTIONS)
+
+
+def _exit_args(ee: EarlyExit | None, n_out: int) -> tuple[int, float, int, float]:
+    """(exit code, threshold, min_steps, log C) of the kernel; code 0: no early exit."""
+    if ee is None:
+        return 0, 1.0, 1, float(np.log(max(n_out, 2)))
+    return ee.code, float(ee.threshold), int(ee.min_steps), float(np.log(max(n_out, 2)))
 
 
 def _launch_host(signature: Signature, ch: _Chunk, record: bool, T: int, sizes: list[int], dtype: np.dtype,
-                 threads: int) -> None:
+                 threads: int, exit_args: tuple) -> None:
     fn = getattr(_host_library(signature), f"run_{'f32' if dtype == np.float32 else 'f64'}_host")
     B = ch.done.shape[0]
+    code, thr, min_steps, log_n = exit_args
     ptrs = [ctypes.c_void_p(x.ctypes.data) for x in ch.args]
-    fn(*ptrs, *map(ctypes.c_longlong, [int(record), T, B, *sizes, B, threads]))
+    ll, dd = ctypes.c_longlong, ctypes.c_double
+    fn(*ptrs, ll(int(record)), ll(T), ll(B), ll(code), dd(thr), ll(min_steps), dd(log_n), *map(ll, sizes), ll(B),
+       ll(threads))
 
 
 def _launch_cupy(signature: Signature, ch: _Chunk, record: bool, T: int, sizes: list[int], dtype: np.dtype,
-                 threads: int) -> None:
+                 threads: int, exit_args: tuple) -> None:
     fn = _cupy_module(signature).get_function(f"run_{'f32' if dtype == np.float32 else 'f64'}")
     B = ch.done.shape[0]
-    fn((B,), (threads,), (*ch.args, *map(np.int64, [int(record), T, B, *sizes])), shared_mem=(threads + 1) * 8)
+    code, thr, min_steps, log_n = exit_args
+    scalars = (np.int64(record), np.int64(T), np.int64(B), np.int64(code), np.float64(thr), np.int64(min_steps),
+               np.float64(log_n), *map(np.int64, sizes))
+    fn((B,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
 
 
 def _cupy_free_bytes() -> int:
@@ -150,14 +181,17 @@ def _cupy_free_bytes() -> int:
 
 
 def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
-              record: bool = False, launcher: str = "cuda", chunk: int | None = None,
-              threads: int = THREADS) -> NetworkResult:
+              record: bool = False, early_exit: EarlyExit | None = None, launcher: str = "cuda",
+              chunk: int | None = None, threads: int = THREADS) -> NetworkResult:
     """Run ``net`` on CSR events (row b*T + t: sample b's inputs at step t) for ``steps[b]`` steps
-    each, in chunks of samples; ``launcher`` 'cuda' (CuPy, results on the GPU as torch tensors)
+    each, in chunks of samples, stopping each sample early under ``early_exit`` (as
+    ``Network.run``); ``launcher`` 'cuda' (CuPy, results on the GPU as torch tensors)
     or 'host' (the kernel's host C++ build on CPU arrays).  chunk: samples per chunk (default:
     as many as fit ``MEMORY_SHARE`` of the free GPU memory; the whole batch on the host)."""
     layers, dtype = net.layers, net.dtype
     sig = gpu_signature(layers)
+    check_early_exit(early_exit, layers[-1].size)
+    exit_args = _exit_args(early_exit, layers[-1].size)
     B = steps.shape[0]
     if launcher == "host":
         xp = np
@@ -178,17 +212,22 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
             chunk = chunk_samples(per, _cupy_free_bytes(), max(B, 1))
     consts = _consts(xp, layers, dtype)
     sizes = _sizes(layers)
+    scales = xp.asarray(scales_table(max(T, 1), early_exit.gamma if early_exit is not None else 1.0))
     ptr = np.asarray(ptr, dtype=np.int64)
     outs, accs, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
+    exits, confs, conf_recs = [], [], []
     for b0 in range(0, B, chunk):
         b1 = min(B, b0 + chunk)
         e0, e1 = int(ptr[b0 * T]), int(ptr[b1 * T])
         ch = _chunk_arrays(xp, layers, consts, ptr[b0 * T:b1 * T + 1] - e0, idx[e0:e1], val[e0:e1], T,
-                           steps[b0:b1], dtype, record)
-        launch(sig, ch, record, T, sizes, dtype, threads)
+                           steps[b0:b1], dtype, record, scales)
+        launch(sig, ch, record, T, sizes, dtype, threads, exit_args)
         outs.append(ch.out)
         accs.append(ch.acc)
         dones.append(ch.done)
+        exits.append(ch.exited)
+        confs.append(ch.conf)
+        conf_recs.append(ch.conf_rec)
         for i in range(len(layers)):
             counts[i].append(ch.counts[i])
             if record:
@@ -201,9 +240,12 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
         return NetworkResult(out=empty, counts=[torch.zeros(0, dtype=torch.int64) for _ in layers],
                              steps=torch.zeros(0, dtype=torch.int64), records=[], pred=torch.zeros(0, dtype=torch.int64))
     acc = cat(accs, 0)
+    ee = early_exit is not None
     return NetworkResult(out=tt(cat(outs, 1)), counts=[tt(cat(c, 0)) for c in counts], steps=tt(cat(dones, 0)),
                          records=[tt(cat(r, 1)) for r in records] if record else [],
-                         pred=tt(xp.argmax(acc, axis=1).astype(np.int64)))
+                         pred=tt(xp.argmax(acc, axis=1).astype(np.int64)),
+                         confidence=tt(cat(confs, 0)) if ee else None,
+                         confidence_trace=tt(cat(conf_recs, 1)) if (ee and record) else None)
 
 
-__all__ = ["THREADS", "MEMORY_SHARE", "chunk_samples", "gpu_signature", "run_batch", "sample_bytes"]
+__all__ = ["THREADS", "MEMORY_SHARE", "chunk_samples", "gpu_signature", "network_source", "run_batch", "sample_bytes"]

@@ -180,20 +180,19 @@ class Network:
         output [T, B, N].  early_exit: stop each sample once its running readout is confident
         (see ``core.confidence.EarlyExit``); None runs every sample for its ``steps``.
         device: 'cuda' runs the batch on the GPU (``core.gpu``: one thread block per sample, in
-        chunks that fit its memory; results as CUDA tensors); dense layers only, no early exit yet.
+        chunks that fit its memory; results as CUDA tensors); dense and recurrent layers.
         """
         kind = str(device).split(":")[0]
         if kind not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if kind == "cuda":
-            if early_exit is not None:
-                raise ConfigError("early exit does not run on the GPU yet: use device='cpu'")
             if not isinstance(x, Events):
                 x = Events.from_dense(x.detach().cpu())
             if x.n_channels != self.in_features:
                 raise ShapeError(f"the events have {x.n_channels} channels, the network takes {self.in_features}")
             from .gpu import run_batch
-            return run_batch(self, x.ptr, x.idx, x.val, x.T, step_counts(steps, x.B, x.T), record, launcher="cuda")
+            return run_batch(self, x.ptr, x.idx, x.val, x.T, step_counts(steps, x.B, x.T), record, early_exit,
+                             launcher="cuda")
         if isinstance(x, Events):
             if x.n_channels != self.in_features:
                 raise ShapeError(f"the events have {x.n_channels} channels, the network takes {self.in_features}")

@@ -40,8 +40,10 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
     steps); per layer l: W{l} [K, N], b{l} [N], R{l} [N, N] (recurrent), c{l}_* [N], st{l}_*
     [B, N] and o{l} [B, N] (state and last outputs, in and out), li{l} [B, N] / lv{l} [B, N] /
     ln{l} [B] (scratch: the nonzero-output list), cnt{l} [B] spikes in this call, rec{l}
-    [T, B, N] (written when ``record``); out [T, B, C]; acc [B, C] float64 evidence;
-    record; T, B.
+    [T, B, N] (written when ``record``); out [T, B, C]; acc [B, C] float64 evidence; scales
+    [>= steps run] t**gamma per global step; exited [B]; conf [B] confidence at the last step
+    run; conf_rec [T, B] per step (when ``record``); then record, T, B, exit_code (0: none,
+    else the measure's 1-based code), threshold, min_steps, log_n.
     """
     S, I, D = "const scalar_t*", "const ndi*", "scalar_t*"
     a = [(I, "rows"), (I, "ev_ptr"), (I, "ev_idx"), (S, "ev_val"), (I, "steps"), ("ndi*", "done")]
@@ -49,7 +51,8 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
         a += [(S, f"W{l}"), (S, f"b{l}")] + ([(S, f"R{l}")] if rec else [])
         a += [(S, f"c{l}_{c}") for c in m.coefs] + [(D, f"st{l}_{s}") for s in m.states] + [(D, f"o{l}")]
         a += [("ndi*", f"li{l}"), (D, f"lv{l}"), ("ndi*", f"ln{l}"), ("ndi*", f"cnt{l}"), (D, f"rec{l}")]
-    a += [(D, "out"), ("double*", "acc")]
+    a += [(D, "out"), ("double*", "acc"), ("const double*", "scales"), ("ndi*", "exited"), ("double*", "conf"),
+          ("double*", "conf_rec")]
     return a
 
 
@@ -58,8 +61,23 @@ def layer_sizes(signature: Signature) -> list[str]:
     return ["K0"] + [f"N{l}" for l in range(len(signature))]
 
 
-def render_network_cuda(signature: Signature) -> str:
-    """CUDA C++ source of the event-driven network kernel for ``signature`` (see the module docstring)."""
+INF = """#ifdef __CUDACC__
+#define ND_INF __longlong_as_double(0x7ff0000000000000LL)
+#else
+#include <limits>
+#define ND_INF std::numeric_limits<double>::infinity()
+#endif
+"""
+
+
+def render_network_cuda(signature: Signature, confidence: str, measures: tuple[str, ...],
+                        limits: tuple[str, ...]) -> str:
+    """CUDA C++ source of the event-driven network kernel for ``signature`` (see the module docstring).
+
+    confidence: C++ device functions ``top2``, ``softmax_sums``, the measures and their S-limits
+    (``py_cxx.to_cxx`` of ``core.confidence``); measures / limits: their names in exit-code
+    order.  The early-exit test after each step is ``core.engine``'s, statement for statement.
+    """
     seen, parts = set(), [PRELUDE.format(name="+".join(m.name for m, _ in signature), sg="atan", alpha=2.0,
                                          need_c=(), need_t=(), recurrent=[r for _, r in signature])]
     # the VJPs in cxx_step call spike_grad; the network kernel runs steps only
@@ -69,11 +87,12 @@ def render_network_cuda(signature: Signature) -> str:
         if m.name not in seen:
             parts.append(cxx_step(m))
             seen.add(m.name)
+    parts += [INF, confidence]
     args = kernel_args(signature)
     sizes = layer_sizes(signature)
-    decl = ", ".join([f"{ty} ND_RESTRICT {n}" for ty, n in args] + ["ndi record", "ndi T", "ndi B"]
-                     + [f"ndi {s}" for s in sizes])
-    call = ", ".join([n for _, n in args] + ["record", "T", "B"] + sizes)
+    scalars = ["ndi record", "ndi T", "ndi B", "ndi exit_code", "double threshold", "ndi min_steps", "double log_n"]
+    decl = ", ".join([f"{ty} ND_RESTRICT {n}" for ty, n in args] + scalars + [f"ndi {s}" for s in sizes])
+    call = ", ".join([n for _, n in args] + [x.split()[1] for x in scalars] + sizes)
     L = len(signature)
     # --- the phases, as device functions of (b, t, tid, nth, ...) -------------------------
     fns = []
@@ -140,6 +159,7 @@ def render_network_cuda(signature: Signature) -> str:
             f"        if (v != scalar_t(0)) {{ li{l}[b * {N} + n] = j; lv{l}[b * {N} + n] = v; ++n; }}\n"
             "    }\n}\n")
     parts += fns
+    parts.append(_exit_functions(f"N{L - 1}", decl, measures, limits))
     # --- the block's schedule, for the device and for the host ----------------------------
     def schedule(each: str, tid: str, nth: str, barrier: str, one: str) -> list[str]:
         """The phases of sample b: ``each`` runs a phase for every thread, ``one`` for thread 0 only."""
@@ -152,11 +172,16 @@ def render_network_cuda(signature: Signature) -> str:
             if rec:  # the list of the spikes carried in (the last step run before this call)
                 lines += compact(l)
         lines += [f"{one}{{ " + " ".join(f"cnt{l}[b] = 0;" for l in range(L)) + " }", barrier]
-        lines += ["for (ndi t = 0; t < steps[b]; ++t) {"]
+        # t0: the sample's steps before this call (global step tg = t0 + t, as in core.engine)
+        lines += ["const ndi t0 = done[b];", "ndi run_b = steps[b];",
+                  "const bool check = exit_code != 0 && (threshold < 1.0 || record);", barrier,
+                  "for (ndi t = 0; t < steps[b]; ++t) {"]
         for l in range(L):
             lines += [f"    {each}layer{l}<T_>(b, t, {tid}, {nth}, {call});", f"    {barrier}"]
             lines += ["    " + x for x in compact(l)]
-        lines += ["}", f"{one}done[b] += steps[b];"]
+        lines += ["    if (check) {", f"        {one}stop_sh[0] = exit_step<T_>(b, t, t0 + t, {call});",
+                  f"        {barrier}", "        if (stop_sh[0]) { run_b = t + 1; break; }", "    }"]
+        lines += ["}", f"{one}exit_end<T_>(b, t0, run_b, {call});"]
         return lines
 
     dev = schedule("", "threadIdx.x", "blockDim.x", "__syncthreads();", "if (threadIdx.x == 0) ")
@@ -165,19 +190,70 @@ def render_network_cuda(signature: Signature) -> str:
     for suffix, ty in (("f32", "float"), ("f64", "double")):
         d = decl.replace("scalar_t", ty)
         out.append(f'extern "C" __global__ void run_{suffix}({d}) {{\n'
-                   "    extern __shared__ long long nd_smem[];  // blockDim.x + 1 counters\n"
-                   "    ndi* cnt_sh = nd_smem;\n    const ndi b = rows[blockIdx.x];\n"
+                   "    extern __shared__ long long nd_smem[];  // blockDim.x counters and the stop flag\n"
+                   "    ndi* cnt_sh = nd_smem;\n    ndi* stop_sh = nd_smem + blockDim.x;\n"
+                   "    const ndi b = rows[blockIdx.x];\n"
                    + "\n".join("    " + x for x in dev).replace("T_", ty) + "\n}")
     out.append("#else")
     for suffix, ty in (("f32", "float"), ("f64", "double")):
         d = decl.replace("scalar_t", ty)
         out.append(f'extern "C" void run_{suffix}_host({d}, ndi n_rows, ndi threads) {{\n'
                    "    std::vector<ndi> counters(threads + 1);  // the block's shared memory\n"
-                   "    ndi* cnt_sh = counters.data();\n"
+                   "    ndi* cnt_sh = counters.data();\n    ndi* stop_sh = cnt_sh + threads;\n"
                    "    for (ndi q = 0; q < n_rows; ++q) {\n        const ndi b = rows[q];\n"
                    + "\n".join("        " + x for x in host).replace("T_", ty) + "\n    }\n}")
     out.append("#endif\n")
     return "\n".join(parts + out)
+
+
+def _exit_functions(C: str, decl: str, measures: tuple[str, ...], limits: tuple[str, ...]) -> str:
+    """Thread 0's early-exit test after step t (``exit_step``: true when the sample stops) and the
+    end of a sample (``exit_end``: confidence at its last step, steps run), as in core.engine."""
+    def per_code(fmt: str) -> str:
+        return " else ".join(f"if (exit_code == {k}) {fmt.format(f)}" for k, f in enumerate(measures, start=1))
+    lim = " else ".join(f"if (exit_code == {k}) lim = {f}(threshold - 1e-9, e2, log_n);"
+                        for k, f in enumerate(limits, start=1))
+    return f"""template <typename scalar_t>
+ND_DEV bool exit_step(ndi b, ndi t, ndi tg, {decl}) {{
+    const double* acc_b = acc + b * {C};
+    ndi k1, k2;
+    top2(acc_b, {C}, k1, k2);
+    const double sc = scales[tg];
+    const double z1 = acc_b[k1] / sc;
+    const double z2 = acc_b[k2] / sc;
+    const double e2 = exp(z2 - z1);
+    // S-limit: with S >= lim the sample cannot be confident (1e-9 of slack for rounding)
+    double lim = ND_INF;
+    {lim}
+    if (record) lim = ND_INF;
+    if (1.0 + e2 < lim) {{
+        double S, Q, cf = 0.0;
+        softmax_sums(acc_b, {C}, sc, z1, z2, k1, k2, lim, S, Q);
+        if (S < lim) {{
+            {per_code("cf = {}(z1, z2, S, Q, log_n);")}
+            if (record) conf_rec[t * B + b] = cf;
+            if (cf > threshold && tg + 1 >= min_steps) {{ exited[b] = 1; return true; }}
+        }}
+    }}
+    return false;
+}}
+template <typename scalar_t>
+ND_DEV void exit_end(ndi b, ndi t0, ndi run_b, {decl}) {{
+    if (exit_code != 0 && run_b > 0) {{  // the confidence at the last step run
+        const double* acc_b = acc + b * {C};
+        const double sc = scales[t0 + run_b - 1];
+        ndi k1, k2;
+        top2(acc_b, {C}, k1, k2);
+        const double z1 = acc_b[k1] / sc;
+        const double z2 = acc_b[k2] / sc;
+        double S, Q, cf = 0.0;
+        softmax_sums(acc_b, {C}, sc, z1, z2, k1, k2, ND_INF, S, Q);
+        {per_code("cf = {}(z1, z2, S, Q, log_n);")}
+        conf[b] = cf;
+    }}
+    done[b] = t0 + run_b;
+}}
+"""
 
 
 __all__ = ["Signature", "kernel_args", "layer_sizes", "render_network_cuda"]

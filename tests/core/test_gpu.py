@@ -10,11 +10,10 @@ import torch
 
 import neurodyn.nn as ndn
 from neurodyn.core import Events
-from neurodyn.core.gpu import chunk_samples, gpu_signature, run_batch, sample_bytes
+from neurodyn.core.gpu import chunk_samples, gpu_signature, network_source, run_batch, sample_bytes
 from neurodyn.errors import BackendUnavailableError, ConfigError
 from neurodyn.inference import EarlyExit
 from neurodyn.kernels.cuda_host import host_compiler
-from neurodyn.kernels.cuda_network import render_network_cuda
 from neurodyn.nn.convert import to_network
 from neurodyn.nn.delays import DelayedLinear, round_delays
 
@@ -61,6 +60,38 @@ def test_host_build_equals_the_numba_core(kind, dtype, threads):
     assert all(c.sum() > 0 for c, l in zip(cpu.counts, net.layers) if l.model.spiking)
 
 
+def _threshold(net, ev, steps, measure, gamma, q):
+    """A threshold between two observed confidences (no ties): some samples exit, some do not."""
+    trace = net.run(ev, steps=steps, record=True, early_exit=EarlyExit(1.0, measure, gamma=gamma)).confidence_trace
+    vals = torch.unique(trace[trace > 0])
+    k = int(q * (len(vals) - 2))
+    return float(vals[k] + vals[k + 1]) / 2
+
+
+@needs_cxx
+@pytest.mark.parametrize("measure,gamma,min_steps,dtype", [("max_softmax", 1.0, 1, torch.float32),
+                                                           ("margin", 0.5, 5, torch.float64),
+                                                           ("entropy", 0.0, 2, torch.float32)])
+@pytest.mark.parametrize("record", [False, True])
+def test_host_build_early_exit_equals_the_numba_core(measure, gamma, min_steps, dtype, record):
+    net = _net("mixed", dtype)
+    ev = _events(dtype, B=12, seed=3)
+    steps = torch.tensor([50, 0, 13, 50, 1, 49, 50, 27, 50, 50, 8, 50])
+    ee = EarlyExit(_threshold(net, ev, steps, measure, gamma, 0.6), measure, min_steps=min_steps, gamma=gamma)
+    cpu = net.run(ev, steps=steps, record=record, early_exit=ee)
+    assert 0 < int((cpu.steps < steps).sum()) < int((steps > 0).sum()), "some samples should exit, not all"
+    gpu = run_batch(net, ev.ptr, ev.idx, ev.val, ev.T, steps.numpy(), record=record, early_exit=ee,
+                    launcher="host", threads=32, chunk=5)
+    assert torch.equal(gpu.out, cpu.out) and torch.equal(gpu.steps, cpu.steps) and torch.equal(gpu.pred, cpu.pred)
+    assert torch.equal(gpu.confidence, cpu.confidence)
+    for a, b in zip(gpu.counts, cpu.counts):
+        assert torch.equal(a, b)
+    if record:
+        assert torch.equal(gpu.confidence_trace, cpu.confidence_trace)
+        for a, b in zip(gpu.records, cpu.records):
+            assert torch.equal(a, b)
+
+
 @needs_cxx
 def test_chunks_of_samples_give_the_whole_batch():
     net = _net("mixed", torch.float32)
@@ -92,8 +123,6 @@ def test_what_the_gpu_kernel_does_not_run_is_named():
     with pytest.raises(ConfigError, match="convolutional"):
         gpu_signature(to_network(conv).layers)
     net = _net("lif", torch.float32)
-    with pytest.raises(ConfigError, match="early exit"):
-        net.run(_events(torch.float32), early_exit=EarlyExit(0.9), device="cuda")
     with pytest.raises(ConfigError, match="device must be"):
         net.run(_events(torch.float32), device="tpu")
 
@@ -116,7 +145,7 @@ def test_cuda_without_cupy_says_how_to_get_it(monkeypatch):
 def test_network_kernel_compiles_for_gpu(tmp_path, arch):
     net = _net("mixed", torch.float32)
     src = tmp_path / "net.cu"
-    src.write_text(render_network_cuda(gpu_signature(net.layers)))
+    src.write_text(network_source(gpu_signature(net.layers)))
     r = subprocess.run(["nvcc", f"-arch={arch}", "-cubin", "--fmad=false", str(src), "-o", str(tmp_path / "net.cubin")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -170,7 +199,8 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
         arrays.update({f"c{l}_{c}": v for c, v in zip(layer.model.coefs, layer.coefs)})
         arrays.update({f"st{l}_{s}": np.broadcast_to(v, (B, N)) for s, v in zip(layer.model.states, layer.init)})
     C = net.layers[-1].size
-    arrays.update({"out": np.zeros(T * B * C), "acc": np.zeros(B * C)})
+    arrays.update({"out": np.zeros(T * B * C), "acc": np.zeros(B * C), "scales": np.arange(1, T + 1),
+                   "exited": np.zeros(B), "conf": np.zeros(B), "conf_rec": np.zeros(T * B)})
     lines = ['#include <cstdio>', '#include "k.cu"', "int main() {"]
     names = []
     for ty, name in kernel_args(gpu_signature(net.layers)):
@@ -182,7 +212,9 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
                   f"    {{ const {base} init[] = {{{vals or 0}}}; for (int i = 0; i < {n}; ++i) {name}[i] = init[i]; }}"]
         names.append(name)
     sizes = [net.layers[0].n_in] + [l.size for l in net.layers]
-    lines += [f"    run_f64_host({', '.join(names)}, 1, {T}, {B}, {', '.join(map(str, sizes))}, {B}, {threads});",
+    # record, T, B, exit code 2 (margin) with threshold 0.5, min_steps 2, log C: the exit test runs too
+    lines += [f"    run_f64_host({', '.join(names)}, 1, {T}, {B}, 2, 0.5, 2, {float(np.log(C))!r}, {', '.join(map(str, sizes))}, "
+              f"{B}, {threads});",
               "    long long spikes = 0;",
               f"    for (int i = 0; i < {B}; ++i) spikes += cnt0[i];",
               '    std::printf("spikes %lld\\n", spikes);', "    return 0;", "}"]
@@ -197,7 +229,7 @@ def _build_and_run(tmp_path, shrink=None):
     net = _net("mixed", torch.float64)
     ev = _events(torch.float64, T=9, B=6)
     steps = np.array([9, 0, 1, 4, 8, 9])
-    (tmp_path / "k.cu").write_text(render_network_cuda(gpu_signature(net.layers)))
+    (tmp_path / "k.cu").write_text(network_source(gpu_signature(net.layers)))
     (tmp_path / "main.cpp").write_text(_harness(net, ev, steps, threads=16, shrink=shrink))
     exe = tmp_path / "check"
     r = subprocess.run([cxx, *flags, str(tmp_path / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
