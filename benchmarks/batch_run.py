@@ -4,7 +4,8 @@ The SHD-sized LIF network 700-256-20 (``lif_models``), T=100 steps, 1.5% input a
 growing batches.  CPU: neurodyn's event-driven core (``Network.run_events`` on CSR events, the
 form event data arrives in, and ``Network.run`` on a dense tensor), neurodyn's dense modules
 and the peers' inference.  CUDA (when a GPU is present): neurodyn's dense modules on the CuPy
-kernels and the peers on the GPU, batches up to 65536 (the event core is CPU-only).  Every
+kernels and the peers on the GPU, and the event core's GPU kernel (``Network.run(..., device="cuda")``,
+one thread block per sample; CSR events already on the device), batches up to 65536.  Every
 row records the fraction of its output spikes that differ from neurodyn's dense run.
 
     python -m benchmarks.batch_run [--quick] [--threads 1] [--device cpu|cuda|all]
@@ -92,15 +93,26 @@ def run_cpu(batches: list[int], reps: int, T: int = T) -> list[dict]:
 
 
 def run_cuda(batches: list[int], reps: int, T: int = T) -> list[dict]:
+    import cupy
+
+    from neurodyn.core.gpu import run_batch
+    from neurodyn.nn import to_network
     weights = lm.init_weights([N_IN, N_HID, N_OUT], ACTIVITY)
     peers, missing = lm.available(lm.LIBRARIES, weights, "cuda")
     nd = next(p for p in peers if p.name == "neurodyn")
+    net = to_network(lm.neurodyn_model(weights))  # the same weights, lifted on the CPU
     rows = []
     for B in batches:
         try:
-            g = torch.Generator(device="cuda").manual_seed(0)
-            x = (torch.rand(T, B, N_IN, device="cuda", generator=g) < ACTIVITY).float()
+            ptr, idx, val = random_events(B, T, N_IN, ACTIVITY)
+            x = dense_from_events(ptr, idx, B, T, N_IN).cuda()
             ref = lm.infer_fn(nd, x)()
+            steps = np.full(B, T, dtype=np.int64)
+            d_ptr, d_idx, d_val = cupy.asarray(ptr), cupy.asarray(idx), cupy.asarray(val)
+            core = lambda: run_batch(net, d_ptr, d_idx, d_val, T, steps, launcher="cuda").out  # noqa: E731
+            rows.append(_row(B, "neurodyn", "event core on the GPU, CSR events on the device",
+                             # (its arrays come from CuPy's pool, which torch's peak counter does not see)
+                             timeit(core, reps, 1, device="cuda"), float("nan"), lm.spike_mismatch(core(), ref)))
             for p in peers:
                 fn = lm.infer_fn(p, x)
                 rows.append(_row(B, p.name, p.note, timeit(fn, reps, 1, device="cuda"), peak_memory_mb(fn, "cuda"),

@@ -183,7 +183,8 @@ def _cupy_free_bytes() -> int:
 def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T: int, steps: np.ndarray,
               record: bool = False, early_exit: EarlyExit | None = None, launcher: str = "cuda",
               chunk: int | None = None, threads: int = THREADS) -> NetworkResult:
-    """Run ``net`` on CSR events (row b*T + t: sample b's inputs at step t) for ``steps[b]`` steps
+    """Run ``net`` on CSR events (ptr, idx, val: numpy arrays, or CuPy arrays already on the GPU;
+    row b*T + t: sample b's inputs at step t) for ``steps[b]`` steps
     each, in chunks of samples, stopping each sample early under ``early_exit`` (as
     ``Network.run``); ``launcher`` 'cuda' (CuPy, results on the GPU as torch tensors)
     or 'host' (the kernel's host C++ build on CPU arrays).  chunk: samples per chunk (default:
@@ -212,14 +213,15 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
             chunk = chunk_samples(per, _cupy_free_bytes(), max(B, 1))
     consts = _consts(xp, layers, dtype)
     sizes = _sizes(layers)
+    ptr_h = np.asarray(ptr.get() if hasattr(ptr, "get") else ptr, dtype=np.int64)  # chunk offsets, on the host
     scales = xp.asarray(scales_table(max(T, 1), early_exit.gamma if early_exit is not None else 1.0))
-    ptr = np.asarray(ptr, dtype=np.int64)
     outs, accs, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
     exits, confs, conf_recs = [], [], []
     for b0 in range(0, B, chunk):
         b1 = min(B, b0 + chunk)
-        e0, e1 = int(ptr[b0 * T]), int(ptr[b1 * T])
-        ch = _chunk_arrays(xp, layers, consts, ptr[b0 * T:b1 * T + 1] - e0, idx[e0:e1], val[e0:e1], T,
+        e0, e1 = int(ptr_h[b0 * T]), int(ptr_h[b1 * T])
+        ch = _chunk_arrays(xp, layers, consts, xp.asarray(ptr[b0 * T:b1 * T + 1], dtype=np.int64) - e0,
+                           idx[e0:e1], val[e0:e1], T,
                            steps[b0:b1], dtype, record, scales)
         launch(sig, ch, record, T, sizes, dtype, threads, exit_args)
         outs.append(ch.out)
