@@ -54,7 +54,7 @@ def _eval(a: argparse.Namespace) -> int:
     from .train.evaluation import eval_run, load_run, resolve_checkpoint, write_eval
     ckpt = resolve_checkpoint(a.run, a.checkpoint)
     run = load_run(ckpt, data=a.data, backend=a.backend)
-    metrics = eval_run(run, batch_size=a.batch_size)
+    metrics = eval_run(run, batch_size=a.batch_size, device=a.device)
     paths = write_eval(metrics, a.out if a.out is not None else Path(ckpt).parent)
     print(f"test accuracy: {metrics['accuracy']:.3f} on {metrics['n_samples']} samples of {run.config.data.path} "
           f"({ckpt}, epoch {run.epoch})")
@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--backend", choices=["auto", "torch", "numba", "cupy"])
     e.add_argument("--quantized", metavar="PRESET", choices=["loihi", "wide16"],
                    help="also score the model quantized to a chip preset in the bit-exact integer simulator")
+    e.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: run the test split through the event core on the GPU (batch runs; needs the [gpu] "
+                        "extra)")
     e.add_argument("--early-exit", action="store_true",
                    help="also run per-sample early exit in the event core: accuracy, mean/percentile timesteps, "
                         "wall-clock, and the accuracy-vs-timesteps plot (Pareto, fixed T, oracle)")

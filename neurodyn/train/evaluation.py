@@ -85,13 +85,38 @@ def load_run(checkpoint: str | os.PathLike, data: str | os.PathLike | None = Non
     return LoadedRun(cfg, model, test_ds, int(ck["n_classes"]), path, int(ck.get("epoch", 0)))
 
 
-def eval_run(run: LoadedRun, batch_size: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Accuracy and confusion matrix of ``run.model`` on its test split, as a dict of metrics."""
-    cm = confusion_matrix(run.model, run.test_loader(batch_size), run.config.train.loss, run.n_classes,
-                          progress=progress)
+def eval_run(run: LoadedRun, batch_size: int | None = None, progress: bool = True,
+             device: str = "cpu") -> dict[str, Any]:
+    """Accuracy and confusion matrix of ``run.model`` on its test split, as a dict of metrics.
+
+    device 'cuda': the model lifted into the event core (``nn.to_network``) runs each test batch
+    on the GPU (``Network.run(..., device="cuda")``, one thread block per sample); the class
+    scores are taken from its readout as on the CPU."""
+    loader = run.test_loader(batch_size)
+    if device == "cpu":
+        cm = confusion_matrix(run.model, loader, run.config.train.loss, run.n_classes, progress=progress)
+    elif str(device).startswith("cuda"):
+        cm = _event_core_confusion(run, loader, device, progress)
+    else:
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
     return {"accuracy": accuracy_of(cm), "n_samples": int(cm.sum()), "n_classes": run.n_classes,
             "confusion": cm.tolist(), "checkpoint": str(run.checkpoint), "epoch": run.epoch,
-            "data": run.config.data.path, "loss": run.config.train.loss}
+            "data": run.config.data.path, "loss": run.config.train.loss, "device": str(device)}
+
+
+def _event_core_confusion(run: LoadedRun, loader: DataLoader, device: str, progress: bool) -> np.ndarray:
+    from tqdm import tqdm
+
+    from ..nn.convert import to_network
+    from .losses import class_scores
+    from .trainer import confusion_counts, flatten_frames
+    net = to_network(run.model.eval())
+    preds, ys = [], []
+    for x, y, lengths in tqdm(loader, desc=f"evaluate ({device})", leave=False, disable=not progress):
+        out = net.run(flatten_frames(x), steps=lengths, device=device).out.cpu()
+        preds.append(class_scores(out, lengths, run.config.train.loss).argmax(1))
+        ys.append(y)
+    return confusion_counts(preds, ys, run.n_classes)
 
 
 def write_eval(metrics: dict[str, Any], out: str | os.PathLike, prefix: str = "eval") -> list[Path]:

@@ -58,3 +58,31 @@ def test_eval_errors_are_one_line(run_dir, tmp_path, capsys):
     assert "5 classes, the model in" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: --run and --checkpoint are exclusive
         main(["eval", "--run", str(run_dir), "--checkpoint", str(run_dir / "model.pt")])
+
+
+def test_eval_on_the_gpu_path_scores_as_the_cpu(run_dir, tmp_path, capsys, monkeypatch):
+    """`neurodyn eval --device cuda` lifts the model into the event core and runs the GPU kernel;
+    here its host C++ build stands in for the GPU (core.gpu.run_batch with launcher='host')."""
+    import neurodyn.core.gpu as gpu
+    from neurodyn.kernels.cuda_host import host_compiler
+    if host_compiler() is None:
+        pytest.skip("no C++ compiler for the host build of the GPU kernel")
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    real = gpu.run_batch
+    monkeypatch.setattr(gpu, "run_batch", lambda *a, **k: real(*a, **{**k, "launcher": "host"}))
+    assert main(["eval", "--run", str(run_dir), "--device", "cuda", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "eval.json").read_text())
+    assert m["device"] == "cuda" and m["confusion"] == trained["confusion"]
+
+
+def test_eval_on_cuda_without_cupy_is_one_line(run_dir, capsys, monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def no_cupy(name, *a, **k):
+        if name == "cupy":
+            raise ImportError("no cupy here")
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    assert main(["eval", "--run", str(run_dir), "--device", "cuda"]) == 2
+    assert "neurodyn[gpu]" in capsys.readouterr().err
