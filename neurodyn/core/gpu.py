@@ -6,10 +6,10 @@ to the device once (or taken as they are when already there).  The same launch c
 the kernel's host C++ build on CPU arrays (``launcher="host"``), which is how it is tested
 without a GPU: both give the Numba kernel's outputs.
 
-Covered: stacks of dense layers (Linear, optional recurrent weights, any neuron model),
-per-sample step counts, records and early exit (the confidence test compiled into the kernel
-from ``core.confidence`` through ``kernels.py_cxx``; an exited sample's block stops).  Not yet on
-the GPU: synaptic delays and convolutional layers (a ``ConfigError`` names them;
+Covered: stacks of dense layers (Linear, optional recurrent weights, optional integer synaptic
+delays, any neuron model), per-sample step counts, records and early exit (the confidence test
+compiled into the kernel from ``core.confidence`` through ``kernels.py_cxx``; an exited sample's
+block stops).  Not yet on the GPU: convolutional layers (a ``ConfigError`` names them;
 ``device="cpu"`` runs them).
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import BackendUnavailableError, ConfigError
+from ..kernels.delay_buffer import ring_offsets
 from ..kernels.cuda_network import Signature, render_network_cuda
 from ..kernels.py_cxx import to_cxx
 from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
@@ -39,13 +40,10 @@ MEMORY_SHARE = 0.5  # of the free device memory, for one chunk's arrays
 def gpu_signature(layers: list[Layer]) -> Signature:
     """The kernel signature of a network, or ConfigError naming what the GPU kernel lacks."""
     for i, l in enumerate(layers):
-        if l.delays is not None:
-            raise ConfigError(f"layer {i} has synaptic delays: the GPU network kernel has no delay buffers yet; "
-                              "run it with device='cpu'")
         if l.conv is not None or l.pool is not None:
             raise ConfigError(f"layer {i} is convolutional or pooled: the GPU network kernel runs dense layers; "
                               "run it with device='cpu'")
-    return tuple((l.model, l.recurrent is not None) for l in layers)
+    return tuple((l.model, l.recurrent is not None, l.delays is not None) for l in layers)
 
 
 def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize: int, record: bool) -> int:
@@ -54,6 +52,8 @@ def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize
     for l in layers:
         per_neuron = len(l.model.states) + 1 + 1 + 1  # states, output, list values (float), list indices (int64)
         n += l.size * per_neuron * itemsize + l.size * 8 + 3 * 8
+        if l.delays is not None:  # the ring of future currents
+            n += 2 * (int(l.delays.max(initial=0)) + 1) * l.size * itemsize
         if record:
             n += T * l.size * itemsize
     C = layers[-1].size
@@ -98,9 +98,11 @@ def _chunk_arrays(xp, layers: list[Layer], consts: list[list], ptr: np.ndarray, 
         a += c
         a += [xp.asarray(np.broadcast_to(np.asarray(i, dtype), (B, N)).copy()) for i in l.init]
         o = xp.zeros((B, N), dtype=dtype)
+        ring = [xp.zeros((B, 2 * _slots(l) * N), dtype=dtype)] if l.delays is not None else []
         cnt = xp.zeros(B, dtype=np.int64)
         rec = xp.zeros((T, B, N) if record else (1,), dtype=dtype)
-        a += [o, xp.zeros((B, N), dtype=np.int64), xp.zeros((B, N), dtype=dtype), xp.zeros(B, dtype=np.int64), cnt, rec]
+        a += [o, *ring, xp.zeros((B, N), dtype=np.int64), xp.zeros((B, N), dtype=dtype), xp.zeros(B, dtype=np.int64),
+              cnt, rec]
         counts.append(cnt)
         records.append(rec)
     out = xp.zeros((T, B, layers[-1].size), dtype=dtype)
@@ -117,13 +119,19 @@ def _consts(xp, layers: list[Layer], dtype: np.dtype) -> list[list]:
         c = [xp.asarray(np.ascontiguousarray(l.weight, dtype)), xp.asarray(np.ascontiguousarray(l.bias, dtype))]
         if l.recurrent is not None:
             c.append(xp.asarray(np.ascontiguousarray(l.recurrent, dtype)))
+        if l.delays is not None:
+            c.append(xp.asarray(ring_offsets(l.delays)[0].astype(np.int64)))
         c += [xp.asarray(np.ascontiguousarray(v, dtype)) for v in l.coefs]
         out.append(c)
     return out
 
 
+def _slots(l: Layer) -> int:
+    return ring_offsets(l.delays)[1]
+
+
 def _sizes(layers: list[Layer]) -> list[int]:
-    return [layers[0].n_in] + [l.size for l in layers]
+    return [layers[0].n_in] + [l.size for l in layers] + [_slots(l) for l in layers if l.delays is not None]
 
 
 def network_source(signature: Signature) -> str:
@@ -138,7 +146,8 @@ def network_source(signature: Signature) -> str:
 @lru_cache(maxsize=None)
 def _host_library(signature: Signature):
     from ..kernels.cuda_host import compile_host
-    return compile_host(network_source(signature), "net_" + "_".join(m.name + ("r" if r else "") for m, r in signature))
+    return compile_host(network_source(signature), "net_" + "_".join(m.name + ("r" if r else "") + ("d" if d else "")
+                                                                    for m, r, d in signature))
 
 
 @lru_cache(maxsize=None)

@@ -1,7 +1,8 @@
 """The event-driven network kernel in CUDA C++: one thread block per sample, all steps inside.
 
 The GPU counterpart of ``core.engine``'s Numba kernel for stacks of dense layers (a Linear
-connection, optional recurrent weights, any neuron model): block q runs sample ``rows[q]``
+connection, optional recurrent weights, optional integer synaptic delays through per-sample
+ring buffers as ``delay_buffer``, any neuron model): block q runs sample ``rows[q]``
 for its own ``steps[b]`` steps, so finished samples cost nothing.  Per step and layer:
 
 1. every thread, for its neurons j (strided by the block size), sums the layer's current in
@@ -29,7 +30,7 @@ from ..neurons.base import NeuronModel
 from .cuda_codegen import PRELUDE
 from .printers import cxx_step, cxx_surrogate
 
-Signature = tuple[tuple[NeuronModel, bool], ...]  # per layer: (neuron model, recurrent)
+Signature = tuple[tuple[NeuronModel, bool, bool], ...]  # per layer: (neuron model, recurrent, delayed)
 
 
 def kernel_args(signature: Signature) -> list[tuple[str, str]]:
@@ -37,8 +38,10 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
 
     rows [R] samples to run; ev_ptr [B*T+1] / ev_idx [E] / ev_val [E]: CSR input events (row
     b*T + t); steps [B] steps each sample runs in this call; done [B] steps run so far (+=
-    steps); per layer l: W{l} [K, N], b{l} [N], R{l} [N, N] (recurrent), c{l}_* [N], st{l}_*
-    [B, N] and o{l} [B, N] (state and last outputs, in and out), li{l} [B, N] / lv{l} [B, N] /
+    steps); per layer l: W{l} [K, N], b{l} [N], R{l} [N, N] (recurrent), off{l} [K, N] ring
+    offsets D * N + j (delayed: ``delay_buffer.ring_offsets``), c{l}_* [N], st{l}_* [B, N] and
+    o{l} [B, N] (state and last outputs, in and out), rg{l} [B, 2 S N] (delayed: the ring of
+    future currents, in and out), li{l} [B, N] / lv{l} [B, N] /
     ln{l} [B] (scratch: the nonzero-output list), cnt{l} [B] spikes in this call, rec{l}
     [T, B, N] (written when ``record``); out [T, B, C]; acc [B, C] float64 evidence; scales
     [>= steps run] t**gamma per global step; exited [B]; conf [B] confidence at the last step
@@ -47,9 +50,10 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
     """
     S, I, D = "const scalar_t*", "const ndi*", "scalar_t*"
     a = [(I, "rows"), (I, "ev_ptr"), (I, "ev_idx"), (S, "ev_val"), (I, "steps"), ("ndi*", "done")]
-    for l, (m, rec) in enumerate(signature):
-        a += [(S, f"W{l}"), (S, f"b{l}")] + ([(S, f"R{l}")] if rec else [])
+    for l, (m, rec, dl) in enumerate(signature):
+        a += [(S, f"W{l}"), (S, f"b{l}")] + ([(S, f"R{l}")] if rec else []) + ([(I, f"off{l}")] if dl else [])
         a += [(S, f"c{l}_{c}") for c in m.coefs] + [(D, f"st{l}_{s}") for s in m.states] + [(D, f"o{l}")]
+        a += [(D, f"rg{l}")] if dl else []
         a += [("ndi*", f"li{l}"), (D, f"lv{l}"), ("ndi*", f"ln{l}"), ("ndi*", f"cnt{l}"), (D, f"rec{l}")]
     a += [(D, "out"), ("double*", "acc"), ("const double*", "scales"), ("ndi*", "exited"), ("double*", "conf"),
           ("double*", "conf_rec")]
@@ -57,8 +61,9 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
 
 
 def layer_sizes(signature: Signature) -> list[str]:
-    """The size arguments after the arrays: K0 (inputs of layer 0), then N{l} per layer."""
-    return ["K0"] + [f"N{l}" for l in range(len(signature))]
+    """The size arguments after the arrays: K0 (inputs of layer 0), N{l} per layer, then S{l}
+    (ring slots, max delay + 1) per delayed layer."""
+    return ["K0"] + [f"N{l}" for l in range(len(signature))] + [f"S{l}" for l, (_, _, d) in enumerate(signature) if d]
 
 
 INF = """#ifdef __CUDACC__
@@ -78,12 +83,12 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
     (``py_cxx.to_cxx`` of ``core.confidence``); measures / limits: their names in exit-code
     order.  The early-exit test after each step is ``core.engine``'s, statement for statement.
     """
-    seen, parts = set(), [PRELUDE.format(name="+".join(m.name for m, _ in signature), sg="atan", alpha=2.0,
-                                         need_c=(), need_t=(), recurrent=[r for _, r in signature])]
+    seen, parts = set(), [PRELUDE.format(name="+".join(m.name for m, *_ in signature), sg="atan", alpha=2.0,
+                                         need_c=(), need_t=(), recurrent=[r for _, r, _ in signature])]
     # the VJPs in cxx_step call spike_grad; the network kernel runs steps only
     parts += [cxx_surrogate("atan"), "template <typename scalar_t> ND_DEV scalar_t spike_grad(scalar_t u) "
               "{ return sg_atan(u, scalar_t(2.0)); }\n"]
-    for m, _ in signature:
+    for m, *_ in signature:
         if m.name not in seen:
             parts.append(cxx_step(m))
             seen.add(m.name)
@@ -96,7 +101,7 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
     L = len(signature)
     # --- the phases, as device functions of (b, t, tid, nth, ...) -------------------------
     fns = []
-    for l, (m, rec) in enumerate(signature):
+    for l, (m, rec, dl) in enumerate(signature):
         N = f"N{l}"
         st = [f"st{l}_{s}[b * {N} + j]" for s in m.states]
         body = [f"    for (ndi j = tid; j < {N}; j += nth) {{", f"        scalar_t x = b{l}[j];"]
@@ -122,8 +127,16 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
         else:
             four = f"x += ({val4[0]} * {w[0]} + {val4[1]} * {w[1]}) + ({val4[2]} * {w[2]} + {val4[3]} * {w[3]});"
             one = f"x += {val} * W{l}[{idx} * {N} + j];"
-        body += [f"        ndi e = {lo};", f"        for (; e + 4 <= {hi}; e += 4) {four}",
-                 f"        for (; e < {hi}; ++e) {one}"]
+        if dl:  # each event into the ring at its synapses' delays (ring_push), then the currents due (ring_pop)
+            a = "scalar_t(1)" if unit else val
+            body += [f"        scalar_t* ring = rg{l} + b * 2 * S{l} * {N};", f"        const ndi slot = tg % S{l};",
+                     f"        for (ndi e = {lo}; e < {hi}; ++e) "
+                     f"ring[slot * {N} + off{l}[{idx} * {N} + j]] += {a} * W{l}[{idx} * {N} + j];",
+                     f"        x += ring[slot * {N} + j] + ring[(slot + S{l}) * {N} + j];",
+                     f"        ring[slot * {N} + j] = scalar_t(0); ring[(slot + S{l}) * {N} + j] = scalar_t(0);"]
+        else:
+            body += [f"        ndi e = {lo};", f"        for (; e + 4 <= {hi}; e += 4) {four}",
+                     f"        for (; e < {hi}; ++e) {one}"]
         news = [f"n_{s}" for s in m.states]
         body += [f"        scalar_t ov, {', '.join(news)};",
                  f"        {m.derived.step_name}<scalar_t>(x, {', '.join(st)}, "
@@ -134,9 +147,10 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
             body += [f"        out[(t * B + b) * {N} + j] = ov;", f"        acc[b * {N} + j] += (double)ov;"]
         body += ["    }"]
         fns.append("template <typename scalar_t>\n"
-                   f"ND_DEV void layer{l}(ndi b, ndi t, ndi tid, ndi nth, {decl}) {{\n" + "\n".join(body) + "\n}\n")
+                   f"ND_DEV void layer{l}(ndi b, ndi t, ndi tg, ndi tid, ndi nth, {decl}) {{\n" + "\n".join(body)
+                   + "\n}\n")
     # Ordered compaction of a layer's nonzero outputs o{l}[b] into li/lv/ln, in three phases.
-    for l, (m, _) in enumerate(signature):
+    for l, (m, *_) in enumerate(signature):
         N = f"N{l}"
         fns.append(
             "template <typename scalar_t>\n"
@@ -168,7 +182,7 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
                     f"{one}scan{l}<T_>(b, {nth}, cnt_sh, {call});", barrier,
                     f"{each}fill{l}<T_>(b, {tid}, {nth}, cnt_sh, {call});", barrier]
         lines = []
-        for l, (_, rec) in enumerate(signature):
+        for l, (_, rec, _) in enumerate(signature):
             if rec:  # the list of the spikes carried in (the last step run before this call)
                 lines += compact(l)
         lines += [f"{one}{{ " + " ".join(f"cnt{l}[b] = 0;" for l in range(L)) + " }", barrier]
@@ -177,7 +191,7 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
                   "const bool check = exit_code != 0 && (threshold < 1.0 || record);", barrier,
                   "for (ndi t = 0; t < steps[b]; ++t) {"]
         for l in range(L):
-            lines += [f"    {each}layer{l}<T_>(b, t, {tid}, {nth}, {call});", f"    {barrier}"]
+            lines += [f"    {each}layer{l}<T_>(b, t, t0 + t, {tid}, {nth}, {call});", f"    {barrier}"]
             lines += ["    " + x for x in compact(l)]
         lines += ["    if (check) {", f"        {one}stop_sh[0] = exit_step<T_>(b, t, t0 + t, {call});",
                   f"        {barrier}", "        if (stop_sh[0]) { run_b = t + 1; break; }", "    }"]

@@ -14,6 +14,7 @@ from neurodyn.core.gpu import chunk_samples, gpu_signature, network_source, run_
 from neurodyn.errors import BackendUnavailableError, ConfigError
 from neurodyn.inference import EarlyExit
 from neurodyn.kernels.cuda_host import host_compiler
+from neurodyn.kernels.delay_buffer import ring_offsets
 from neurodyn.nn.convert import to_network
 from neurodyn.nn.delays import DelayedLinear, round_delays
 
@@ -25,6 +26,10 @@ def _net(kind: str, dtype):
     torch.manual_seed(0)
     if kind == "lif":
         layers = [ndn.Linear(N_IN, 48), ndn.LIF(tau_mem=5.0), ndn.Linear(48, 10), ndn.LI(tau_mem=10.0)]
+    elif kind == "delays":  # delayed synapses into ALIF, a recurrent CUBA-LIF, a delayed LI readout
+        layers = [DelayedLinear(N_IN, 24, max_delay=6, bias=True), ndn.ALIF(tau_mem=5.0, tau_adapt=30.0),
+                  ndn.Recurrent(24, 16, ndn.CUBALIF(tau_syn=2.0, tau_mem=5.0, reset="zero")),
+                  DelayedLinear(16, 6, max_delay=3), ndn.LI(tau_mem=8.0)]
     else:  # ALIF, a recurrent CUBA-LIF, a non-spiking layer feeding values to a LIF layer
         layers = [ndn.Linear(N_IN, 37), ndn.ALIF(tau_mem=5.0, tau_adapt=50.0, reset="zero", v_reset=-0.1),
                   ndn.Recurrent(37, 300, ndn.CUBALIF(tau_syn=2.0, tau_mem=5.0)), ndn.Linear(300, 12),
@@ -32,8 +37,9 @@ def _net(kind: str, dtype):
     net = torch.nn.Sequential(*layers).to(dtype).eval()
     with torch.no_grad():
         for p in net.parameters():
-            p.mul_(6.0)
-    return to_network(net)
+            if p.is_floating_point():
+                p.mul_(6.0)
+    return to_network(round_delays(net) if kind == "delays" else net)
 
 
 def _events(dtype, T=50, B=9, seed=1):
@@ -44,7 +50,8 @@ def _events(dtype, T=50, B=9, seed=1):
 
 @needs_cxx
 @pytest.mark.parametrize("kind,dtype,threads", [("lif", torch.float32, 256), ("mixed", torch.float32, 64),
-                                                ("mixed", torch.float64, 7), ("lif", torch.float64, 32)])
+                                                ("mixed", torch.float64, 7), ("lif", torch.float64, 32),
+                                                ("delays", torch.float32, 16), ("delays", torch.float64, 64)])
 def test_host_build_equals_the_numba_core(kind, dtype, threads):
     net = _net(kind, dtype)
     ev = _events(dtype)
@@ -69,12 +76,13 @@ def _threshold(net, ev, steps, measure, gamma, q):
 
 
 @needs_cxx
-@pytest.mark.parametrize("measure,gamma,min_steps,dtype", [("max_softmax", 1.0, 1, torch.float32),
-                                                           ("margin", 0.5, 5, torch.float64),
-                                                           ("entropy", 0.0, 2, torch.float32)])
+@pytest.mark.parametrize("kind,measure,gamma,min_steps,dtype", [("mixed", "max_softmax", 1.0, 1, torch.float32),
+                                                                ("mixed", "margin", 0.5, 5, torch.float64),
+                                                                ("mixed", "entropy", 0.0, 2, torch.float32),
+                                                                ("delays", "margin", 1.0, 3, torch.float32)])
 @pytest.mark.parametrize("record", [False, True])
-def test_host_build_early_exit_equals_the_numba_core(measure, gamma, min_steps, dtype, record):
-    net = _net("mixed", dtype)
+def test_host_build_early_exit_equals_the_numba_core(kind, measure, gamma, min_steps, dtype, record):
+    net = _net(kind, dtype)
     ev = _events(dtype, B=12, seed=3)
     steps = torch.tensor([50, 0, 13, 50, 1, 49, 50, 27, 50, 50, 8, 50])
     ee = EarlyExit(_threshold(net, ev, steps, measure, gamma, 0.6), measure, min_steps=min_steps, gamma=gamma)
@@ -116,9 +124,6 @@ def test_chunk_size_from_free_memory():
 
 
 def test_what_the_gpu_kernel_does_not_run_is_named():
-    delayed = round_delays(torch.nn.Sequential(DelayedLinear(N_IN, 8, max_delay=4), ndn.LIF()).eval())
-    with pytest.raises(ConfigError, match="delays"):
-        gpu_signature(to_network(delayed).layers)
     conv = torch.nn.Sequential(ndn.Conv2d(1, 2, 3, input_size=(6, 6)), ndn.LIF())
     with pytest.raises(ConfigError, match="convolutional"):
         gpu_signature(to_network(conv).layers)
@@ -196,6 +201,9 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
                        f"cnt{l}": np.zeros(B), f"rec{l}": np.zeros(T * B * N)})
         if layer.recurrent is not None:
             arrays[f"R{l}"] = layer.recurrent
+        if layer.delays is not None:
+            off, S = ring_offsets(layer.delays)
+            arrays.update({f"off{l}": off, f"rg{l}": np.zeros(B * 2 * S * N)})
         arrays.update({f"c{l}_{c}": v for c, v in zip(layer.model.coefs, layer.coefs)})
         arrays.update({f"st{l}_{s}": np.broadcast_to(v, (B, N)) for s, v in zip(layer.model.states, layer.init)})
     C = net.layers[-1].size
@@ -211,7 +219,8 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
         lines += [f"    {base}* {name} = new {base}[{max(n, 1)}];",
                   f"    {{ const {base} init[] = {{{vals or 0}}}; for (int i = 0; i < {n}; ++i) {name}[i] = init[i]; }}"]
         names.append(name)
-    sizes = [net.layers[0].n_in] + [l.size for l in net.layers]
+    sizes = [net.layers[0].n_in] + [l.size for l in net.layers] + [ring_offsets(l.delays)[1] for l in net.layers
+                                                                   if l.delays is not None]
     # record, T, B, exit code 2 (margin) with threshold 0.5, min_steps 2, log C: the exit test runs too
     lines += [f"    run_f64_host({', '.join(names)}, 1, {T}, {B}, 2, 0.5, 2, {float(np.log(C))!r}, {', '.join(map(str, sizes))}, "
               f"{B}, {threads});",
@@ -221,12 +230,12 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _build_and_run(tmp_path, shrink=None):
+def _build_and_run(tmp_path, kind="mixed", shrink=None):
     cxx = host_compiler()
     flags = _sanitizer_flags(cxx)
     if flags is None:
         pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined here")
-    net = _net("mixed", torch.float64)
+    net = _net(kind, torch.float64)
     ev = _events(torch.float64, T=9, B=6)
     steps = np.array([9, 0, 1, 4, 8, 9])
     (tmp_path / "k.cu").write_text(network_source(gpu_signature(net.layers)))
@@ -239,8 +248,9 @@ def _build_and_run(tmp_path, shrink=None):
 
 
 @needs_cxx
-def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path):
-    r = _build_and_run(tmp_path)
+@pytest.mark.parametrize("kind", ["mixed", "delays"])
+def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, kind):
+    r = _build_and_run(tmp_path, kind)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     assert int(r.stdout.split()[1]) > 0, "no spikes: the row adds were not exercised"
@@ -250,4 +260,6 @@ def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path):
 def test_sanitized_host_build_catches_a_short_buffer(tmp_path):
     """The control: the recurrent layer's outputs one element short is reported."""
     r = _build_and_run(tmp_path, shrink="o1")
+    assert r.returncode != 0 and "AddressSanitizer" in r.stderr
+    r = _build_and_run(tmp_path, "delays", shrink="rg0")  # the delay ring one element short
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
