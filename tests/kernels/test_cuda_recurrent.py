@@ -120,8 +120,8 @@ def test_host_recurrent_surrogates_and_lean_gradients(surrogate):
 
 @needs_cxx
 def test_host_recurrent_edge_shapes():
-    """One step (no recurrent input), one neuron, more threads than neurons."""
-    for T, B, N in [(1, 3, 4), (6, 2, 1), (9, 1, 40)]:
+    """No steps (zero gradients, written), one step (no recurrent input), one neuron, more threads than neurons."""
+    for T, B, N in [(0, 2, 5), (1, 3, 4), (6, 2, 1), (9, 1, 40)]:
         model, x, w, cs, s0, _ = _case("lif", torch.float64, 1.0, T=T, B=B, N=N)
         lengths = torch.full((B,), T)
         got = _run(HostCudaLauncher(64), model, x, w, cs, s0, lengths)
