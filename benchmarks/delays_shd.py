@@ -30,10 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def _warm_up(hidden: int) -> None:
     """Compile the Numba kernels once so the first epoch's time is not compilation."""
     from neurodyn.delays import delay_snn
+    from neurodyn.nn.delays import set_sigma
     for delays in (True, False):
         m = delay_snn(140, [hidden, hidden], 20, dt_ms=10.0, delays=delays)
-        x = (torch.rand(30, 4, 140) < 0.05).float()
+        x = (torch.rand(30, 4, 140) < 0.1).float()
         m(x).sum().backward()
+        if delays:  # narrow windows: the lanes kernels
+            set_sigma(m, m.sigma_final)
+            m(x).sum().backward()
         m.eval()
         with torch.no_grad():
             m(x)

@@ -1,4 +1,4 @@
-"""Spread-delay synapses over each synapse's tap window, event-driven on CPU (Numba).
+"""Spread-delay synapses over each synapse's tap window on CPU (Numba): event-driven or lanes.
 
 The DCLS synapse (``nn.delays``) from input i to output o is W[o, i] times a Gaussian of
 width sigma (steps) centred at the delay d[o, i], normalised over the K = max_delay + 1 taps:
@@ -14,13 +14,18 @@ full kernel's up to float rounding; with sigma >= ~K / 6 (float32) every window 
 Synapses share one window length Wn (the longest): a synapse's taps are ``start[o, i] + j``,
 j < Wn, zero past its own window.
 
-Cost, for E input events, T x B steps, I inputs and O outputs: the forward pass and the
-kernel gradient run over the events with the [I, K, O] kernel (E x K x O, vectorized over taps
-and outputs: a scalar scatter over the Wn window taps alone measured no faster); the input
-gradient sums shifted rows of gy over the windows, T x B x I x O x Wn, instead of K matrix
-products.  The taps, their derivatives with respect to the delays and the chain from the
-kernel gradient to the weight and delay gradients run in Numba over the windows, so no
-[O, I, K] autograd graph is built.
+Cost, for E input events, T x B steps, I inputs, O outputs and windows of n taps (G = n
+rounded up to a multiple of 3): the forward pass and the weight/delay gradient take the
+cheaper (``_use_lanes``) of two forms.  Over the events with the [I, K, O] kernel, E x K x O
+(vectorized over taps and outputs; zeros outside the windows cost as much as taps, but a
+scatter over the window taps alone measured slower, it cannot be vectorized); or over the
+window taps as shifted rows of x and gy in the lanes layout [N, T * B] (``delay_lanes``),
+T x B x I x O x G whatever the density, which wins once sigma has decayed (n of 3 at sigma
+0.23 in float32) and the input is not very sparse.  The input gradient, dense, is the lanes
+pass over the windows (T x B x I x O x G) up to ``WINDOWED_INPUT_GRAD_MAX_TAPS``, else K
+matrix products; it is not computed for an input that does not require grad (data).  The
+taps, their derivatives with respect to the delays and the chain to the weight and delay
+gradients run in Numba over the windows, so no [O, I, K] autograd graph is built.
 """
 from __future__ import annotations
 
@@ -32,15 +37,16 @@ import torch
 from numba import prange
 
 from .delay_conv import _conv_events, _input_grad, _kernel_grad_events
+from .delay_lanes import GROUP, from_lanes, grouped, lanes_forward, lanes_input_grad, lanes_param_grad, to_lanes
 from .sparse_linear import to_csr
 
 # Per-dtype tap cut-off: the unit roundoff of a sum of taps that is 1.
 TAP_TOL = {torch.float32: 2.0 ** -24, torch.float64: 2.0 ** -53}
-# gx loops over the window four taps per pass (an unrolled, vectorizable pass over time).
+# Window length padding (taps; zeros past each synapse's own window).
 _PASS = 4
-# Longest (padded) window for which the windowed input gradient beats K matrix products
-# (measured at 256 x 256 synapses, 26 taps, T 102, batch 32, one thread).
-WINDOWED_INPUT_GRAD_MAX_TAPS = 8
+# Longest window for which the lanes input gradient beats K matrix products (measured at
+# 256 x 256 synapses, 26 taps, T 105, batch 32, one thread: equal at 12 taps).
+WINDOWED_INPUT_GRAD_MAX_TAPS = 12
 
 
 @numba.njit(cache=True)
@@ -64,28 +70,32 @@ def _window_bounds(d, sigma, K, log_inv_tol):
 def _window_taps(d, sigma, lo, hi, g, dg):
     # g[o, i, j]: normalised Gaussian at tap lo + j (softmax of z_k = -(k - d)^2 / (2 sigma^2)
     # over the window, shifted by the nearest tap's z against underflow); dg = d g / d d
-    # = g_k (u_k - sum_j g_j u_j) with u_k = (k - d) / sigma^2.  float64 inside.
+    # = g_k (u_k - sum_j g_j u_j) with u_k = (k - d) / sigma^2.  float64 inside, stored in g's
+    # dtype.
     O, I, Wn = g.shape
     inv_s2 = 1.0 / (sigma * sigma)
     for o in prange(O):
+        e = np.empty(Wn, dtype=np.float64)
         for i in range(I):
             c = d[o, i]
-            n = hi[o, i] - lo[o, i] + 1
-            near = min(max(math.floor(c + 0.5), 0.0), lo[o, i] + n - 1.0)
+            k0 = lo[o, i]
+            n = hi[o, i] - k0 + 1
+            near = min(max(math.floor(c + 0.5), 0.0), k0 + n - 1.0)
             zmax = -0.5 * (near - c) ** 2 * inv_s2
+            for j in range(n):
+                u = k0 + j - c
+                e[j] = math.exp(-0.5 * u * u * inv_s2 - zmax)
             tot = 0.0
             mean_u = 0.0
             for j in range(n):
-                u = lo[o, i] + j - c
-                e = math.exp(-0.5 * u * u * inv_s2 - zmax)
-                g[o, i, j] = e
-                tot += e
-                mean_u += e * u
+                tot += e[j]
+                mean_u += e[j] * (k0 + j - c)
             mean_u *= inv_s2 / tot
+            inv_tot = 1.0 / tot
             for j in range(n):
-                gj = g[o, i, j] / tot
+                gj = e[j] * inv_tot
                 g[o, i, j] = gj
-                dg[o, i, j] = gj * ((lo[o, i] + j - c) * inv_s2 - mean_u)
+                dg[o, i, j] = gj * ((k0 + j - c) * inv_s2 - mean_u)
             for j in range(n, Wn):
                 g[o, i, j] = 0.0
                 dg[o, i, j] = 0.0
@@ -100,6 +110,12 @@ def window_taps(delay: torch.Tensor, sigma: float, max_delay: int, tol: float | 
     window, padded up to a multiple of 4.  sigma 0: one tap at round(d) (torch's rounding, half
     to even), dg = 0.  tol: relative cut-off (default ``TAP_TOL`` of the dtype).
     """
+    return _taps(delay, sigma, max_delay, tol)[:3]
+
+
+def _taps(delay: torch.Tensor, sigma: float, max_delay: int, tol: float | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``window_taps`` and the longest window's length (taps, unpadded)."""
     if delay.dim() != 2:
         raise ValueError(f"window_taps: delays must be [O, I], got {tuple(delay.shape)}")
     if not (math.isfinite(sigma) and sigma >= 0):
@@ -115,15 +131,15 @@ def window_taps(delay: torch.Tensor, sigma: float, max_delay: int, tol: float | 
         start = torch.round(d).clamp(0, max_delay).to(torch.int32).numpy()
         g = np.zeros((O, I, _PASS), dtype=np_dt)
         g[:, :, 0] = 1.0
-        return np.ascontiguousarray(start), g, np.zeros_like(g)
+        return np.ascontiguousarray(start), g, np.zeros_like(g), 1
     d64 = np.ascontiguousarray(d.to(torch.float64).numpy())
     lo, hi = _window_bounds(d64, float(sigma), max_delay + 1, math.log(1.0 / tol))
     n = int((hi - lo).max()) + 1 if lo.size else 1
     wn = -(-n // _PASS) * _PASS
-    g = np.empty((O, I, wn), dtype=np.float64)
-    dg = np.empty((O, I, wn), dtype=np.float64)
+    g = np.empty((O, I, wn), dtype=np_dt)
+    dg = np.empty((O, I, wn), dtype=np_dt)
     _window_taps(d64, float(sigma), lo, hi, g, dg)
-    return lo, g.astype(np_dt, copy=False), dg.astype(np_dt, copy=False)
+    return lo, g, dg, n
 
 
 def window_length(delay: torch.Tensor, sigma: float, max_delay: int) -> int:
@@ -167,36 +183,17 @@ def _chain_grads(gkern, start, g, dg, gw, gd):
             gd[o, i] = acc_d
 
 
-@numba.njit(parallel=True, cache=True)
-def _win_input_grad(gyt, start_t, coef_t, steps, gxt):
-    # gx[t, b, i] = sum_o sum_j coef[o, i, j] gy[t + start[o, i] + j, b, o]: per (b, i) a
-    # sum of shifted rows of gy[b, o, :], four taps per pass (vectorizes over t).
-    # gyt [B, O, T + pad] (zero from step T on), start_t [I, O], coef_t [I, O, Wn], gxt [B, I, T].
-    B, O, _ = gyt.shape
-    I, T = gxt.shape[1], gxt.shape[2]
-    Wn = coef_t.shape[2]
-    for b in prange(B):
-        n = steps[b]  # gx is zero from the last step with a gradient on
-        acc = np.zeros(T, dtype=gxt.dtype)
-        for i in range(I):
-            acc[:] = 0.0
-            for o in range(O):
-                c = coef_t[i, o]
-                for j in range(0, Wn, 4):
-                    c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
-                    src = gyt[b, o, start_t[i, o] + j:]
-                    for t in range(n):
-                        acc[t] += c0 * src[t] + c1 * src[t + 1] + c2 * src[t + 2] + c3 * src[t + 3]
-            gxt[b, i, :] = acc
+# Event kernels against lanes (``delay_lanes``): a lanes pass costs about this fraction of an
+# event kernel per synapse tap and (step, sample) vs per event, tap of K and output (measured
+# at 256 x 256 synapses, 26 taps, T 105, batch 32, one thread: 30 vs 12.5 G multiply-adds/s).
+LANES_COST = 0.42
 
 
-def _grad_steps(gy: torch.Tensor) -> np.ndarray:
-    """Per sample, 1 + the last step at which gy [T, B, O] is nonzero (0 if none): later steps
-    carry no gradient (padding past a sample's length)."""
-    T = gy.shape[0]
-    live = (gy != 0).any(dim=2)  # [T, B]
-    last = torch.where(live, torch.arange(1, T + 1).unsqueeze(1), torch.zeros((), dtype=torch.long))
-    return np.ascontiguousarray(last.max(dim=0).values.numpy().astype(np.int64))
+def _use_lanes(T: int, B: int, I: int, K: int, n_taps: int, events: int) -> bool:
+    """Whether the lanes kernels (T B I O G, G = n_taps rounded up to whole passes of
+    ``delay_lanes.GROUP``) beat the event kernels (events K O)."""
+    G = -(-max(n_taps, 1) // GROUP) * GROUP
+    return T * B * I * G * LANES_COST < events * K
 
 
 class SpreadDelayFn(torch.autograd.Function):
@@ -204,68 +201,113 @@ class SpreadDelayFn(torch.autograd.Function):
     sigma steps) applied to x [T, B, I], CPU float32/float64, x mostly zero.  Gradients for x,
     weight and delays (not sigma).
 
-    The taps and their derivatives come from ``window_taps``.  Forward and kernel gradient run
-    over the input events with the [I, K, O] kernel (contiguous over taps and outputs, so
-    vectorized; zeros outside the windows cost as much as taps, but a scatter over the
-    windows alone measured slower); the weight and delay gradients are read off the kernel
-    gradient over each window.  The input gradient, dense, sums shifted rows of gy over the
-    windows (``_win_input_grad``) when they are short, else K matrix products.
+    The taps and their derivatives come from ``window_taps``.  Forward and weight/delay
+    gradient take the cheaper of two forms (``_use_lanes``): over the input events with the
+    [I, K, O] kernel (contiguous over taps and outputs, so vectorized; zeros outside the
+    windows cost as much as taps), or, when the windows are short against K x density, over
+    the windows' taps as shifted rows of x and gy laid out [N, T * B] (``delay_lanes``).  The
+    input gradient, dense, is the lanes pass over the windows when they are short, else K
+    matrix products.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, delay, sigma, max_delay):  # noqa: D401
+    def forward(ctx, x, weight, delay, sigma, max_delay, events=None):  # noqa: D401
         T, B, I = x.shape
         O, K = weight.shape[0], max_delay + 1
-        start, g, dg = window_taps(delay, sigma, max_delay)
-        coef = g * weight.detach().contiguous().numpy()[:, :, None]
-        kern = torch.zeros((I, K, O), dtype=x.dtype)
-        _spread_kernel(start, coef, kern.numpy())
-        csr = to_csr(x.detach().contiguous().reshape(T * B, I).numpy())
-        y = torch.zeros((B, T * O), dtype=x.dtype)
-        _conv_events(*csr, T, kern.numpy().reshape(I, K * O), y.numpy())
-        ctx.csr, ctx.taps = csr, (start, g, dg, coef)
-        ctx.save_for_backward(weight, kern)
-        return y.reshape(B, T, O).transpose(0, 1)
+        start, g, dg, n_taps = _taps(delay, sigma, max_delay)
+        w = weight.detach().contiguous().numpy()
+        coef = g * w[:, :, None]
+        xn = x.detach().contiguous().numpy()
+        events = int(np.count_nonzero(xn)) if events is None else events
+        ctx.lanes = _use_lanes(T, B, I, K, n_taps, events)
+        ctx.kern = ctx.csr = ctx.xl = None
+        ctx.grouped = None
+        if ctx.lanes:
+            gG, dgG = grouped(g, n_taps), grouped(dg, n_taps)
+            coefG = gG * w[:, :, None]
+            front = K + gG.shape[2]  # zero steps before x: the reach of start + j
+            xl = np.empty((I, (front + T) * B), dtype=xn.dtype)
+            to_lanes(xn, front, 0, xl)
+            yl = np.empty((O, T * B), dtype=xn.dtype)
+            lanes_forward(xl, front, B, start, coefG, yl)
+            y = torch.empty((T, B, O), dtype=x.dtype)
+            from_lanes(yl, y.numpy())
+            ctx.xl, ctx.front, ctx.grouped = xl, front, (gG, dgG, coefG)
+        else:
+            kern = np.zeros((I, K, O), dtype=xn.dtype)
+            _spread_kernel(start, coef, kern)
+            csr = to_csr(xn.reshape(T * B, I))
+            yb = torch.zeros((B, T * O), dtype=x.dtype)
+            _conv_events(*csr, T, kern.reshape(I, K * O), yb.numpy())
+            y = yb.reshape(B, T, O).transpose(0, 1)
+            ctx.csr, ctx.kern = csr, kern
+        ctx.taps = (start, g, dg, coef, n_taps)
+        ctx.max_delay = max_delay
+        ctx.save_for_backward(weight)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        weight, kern = ctx.saved_tensors
-        start, g, dg, coef = ctx.taps
+        (weight,) = ctx.saved_tensors
+        start, g, dg, coef, n_taps = ctx.taps
         T, B, O = gy.shape
-        I, K = kern.shape[0], kern.shape[1]
-        gy = gy.contiguous()
+        I, K = coef.shape[1], ctx.max_delay + 1
+        gyn = gy.contiguous().numpy()
         gx = gw = gd = None
+        gl = None
+        lanes_gx = n_taps <= WINDOWED_INPUT_GRAD_MAX_TAPS
+        if ctx.grouped is None and (lanes_gx and ctx.needs_input_grad[0]):
+            gG = grouped(g, n_taps)
+            ctx.grouped = (gG, None, gG * weight.detach().contiguous().numpy()[:, :, None])
+
+        def lanes_gy():
+            # zero from step T on: reads reach T - 1 + max(start) + G - 1
+            back = K + ctx.grouped[0].shape[2]
+            out = np.empty((O, (T + back) * B), dtype=gyn.dtype)
+            to_lanes(gyn, 0, back, out)
+            return out
+
         if ctx.needs_input_grad[0]:
-            n_taps = g.shape[2]
-            if n_taps <= WINDOWED_INPUT_GRAD_MAX_TAPS:
-                gyt = torch.zeros((B, O, T + K + n_taps), dtype=gy.dtype)  # reads reach T - 1 + K - 1 + n_taps
-                gyt[:, :, :T] = gy.permute(1, 2, 0)
-                gxt = torch.empty((B, I, T), dtype=gy.dtype)
-                _win_input_grad(gyt.numpy(), np.ascontiguousarray(start.T),
-                                np.ascontiguousarray(coef.transpose(1, 0, 2)), _grad_steps(gy), gxt.numpy())
-                gx = gxt.permute(2, 0, 1)
+            if lanes_gx:
+                gl = lanes_gy()
+                gxl = np.empty((I, T * B), dtype=gyn.dtype)
+                lanes_input_grad(gl, B, start, ctx.grouped[2], gxl)
+                gx = torch.empty((T, B, I), dtype=gy.dtype)
+                from_lanes(gxl, gx.numpy())
             else:
-                gx = _input_grad(gy, kern)
+                kern = ctx.kern
+                if kern is None:
+                    kern = np.zeros((I, K, O), dtype=gyn.dtype)
+                    _spread_kernel(start, coef, kern)
+                gx = _input_grad(torch.from_numpy(gyn), torch.from_numpy(kern))
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            gk = torch.zeros((I, K * O), dtype=gy.dtype)
-            gyb = gy.transpose(0, 1).contiguous().reshape(B, T * O)
-            blocks = max(1, min(numba.get_num_threads(), K * O))
-            _kernel_grad_events(*ctx.csr, T, gyb.numpy(), gk.numpy(), blocks)
             gw = torch.empty((O, I), dtype=gy.dtype)
             gd = torch.empty((O, I), dtype=gy.dtype)
-            _chain_grads(gk.numpy().reshape(I, K, O), start, g, dg, gw.numpy(), gd.numpy())
-            gd = gd * weight.detach()
-        return gx, gw, gd, None, None
+            w = weight.detach().contiguous().numpy()
+            if ctx.lanes:
+                gl = lanes_gy() if gl is None else gl
+                gG, dgG, _ = ctx.grouped
+                lanes_param_grad(ctx.xl, ctx.front, gl, B, T * B, start, gG, dgG, w, gyn.dtype.type(0),
+                                 gw.numpy(), gd.numpy())
+            else:
+                gk = np.zeros((I, K * O), dtype=gyn.dtype)
+                gyb = np.ascontiguousarray(gyn.transpose(1, 0, 2)).reshape(B, T * O)
+                blocks = max(1, min(numba.get_num_threads(), K * O))
+                _kernel_grad_events(*ctx.csr, T, gyb, gk, blocks)
+                _chain_grads(gk.reshape(I, K, O), start, g, dg, gw.numpy(), gd.numpy())
+                gd *= weight.detach()
+        return gx, gw, gd, None, None, None
 
 
 def spread_delay_linear(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, sigma: float,
-                        max_delay: int) -> torch.Tensor:
-    """DCLS synapses, event-driven: x [T, B, I] (CPU float32/float64, mostly zero), weight and
-    delay [O, I] (steps, in [0, max_delay]; the caller clamps), sigma steps -> y [T, B, O]."""
+                        max_delay: int, events: int | None = None) -> torch.Tensor:
+    """DCLS synapses, event-driven or lanes: x [T, B, I] (CPU float32/float64, mostly zero),
+    weight and delay [O, I] (steps, in [0, max_delay]; the caller clamps), sigma steps -> y
+    [T, B, O].  events: the number of nonzeros of x when the caller has counted them."""
     if x.dim() != 3 or weight.dim() != 2 or x.shape[2] != weight.shape[1] or delay.shape != weight.shape:
         raise ValueError(f"spread_delay_linear: x [T, B, I], weight and delay [O, I] expected; got x "
                          f"{tuple(x.shape)}, weight {tuple(weight.shape)}, delay {tuple(delay.shape)}")
     if not (x.dtype == weight.dtype == delay.dtype and x.dtype in TAP_TOL and x.device.type == "cpu"):
         raise ValueError("spread_delay_linear: x, weight and delay must be CPU tensors of one dtype, "
                          f"float32 or float64; got {x.dtype}, {weight.dtype}, {delay.dtype} on {x.device}")
-    return SpreadDelayFn.apply(x, weight, delay, float(sigma), int(max_delay))
+    return SpreadDelayFn.apply(x, weight, delay, float(sigma), int(max_delay), events)

@@ -54,10 +54,11 @@ def test_values_and_gradients_match_the_reference(dtype, rtol, sigma):
 
 def test_both_input_gradient_paths_run():
     # narrow windows: shifted rows over the window; wide ones: K matrix products
-    d = torch.rand(5, 7, dtype=torch.float64) * MAX_DELAY
-    assert window_length(d, 0.3, MAX_DELAY) <= delay_window.WINDOWED_INPUT_GRAD_MAX_TAPS
-    assert window_length(d, 3.0, MAX_DELAY) == MAX_DELAY + 1 > delay_window.WINDOWED_INPUT_GRAD_MAX_TAPS
-    assert window_length(d, 0.0, MAX_DELAY) == 1
+    # (test_delay_lanes runs both with 12 taps, the largest window of MAX_DELAY here is 10)
+    d = torch.rand(5, 7, dtype=torch.float64) * 25
+    assert window_length(d, 0.3, 25) <= delay_window.WINDOWED_INPUT_GRAD_MAX_TAPS
+    assert window_length(d, 6.0, 25) == 26 > delay_window.WINDOWED_INPUT_GRAD_MAX_TAPS
+    assert window_length(d, 0.0, 25) == 1
 
 
 def test_window_holds_every_tap_above_the_cutoff():
