@@ -126,7 +126,7 @@ def _ir_from(obj) -> tuple[list[_IRLayer], float | None, str, FixedPointFormat |
             raise ConfigError(f"neuron '{l.model.name}' has no NIR node (supported: {sorted(_NEURON_NODE)})")
         coefs = {c: np.asarray(v, dtype=np.float64) for c, v in zip(l.model.coefs, l.coefs)}
         out.append(_IRLayer(l.model.name, l.weight.astype(np.float64), l.bias.astype(np.float64), coefs,
-                            None if l.recurrent is None else l.recurrent.astype(np.float64)))
+                            None if l.recurrent is None else l.recurrent.astype(np.float64), l.delays))
     return out, dt, integration, None
 
 
@@ -323,8 +323,8 @@ def from_nir(graph, dt: float | None = None, integration: str | None = None) -> 
     """An nn.Sequential of neurodyn modules (float64) computing the NIR graph.
 
     dt (ms) and integration default to the graph's neurodyn metadata.  Input scalings that
-    are not a neurodyn gain (r, w_in) are folded into the weights.  Graphs with delays need
-    ``quantized_from_nir`` (or neurodyn.delays) and raise ConfigError here.
+    are not a neurodyn gain (r, w_in) are folded into the weights.  Affine -> Delay branches
+    (whole steps of dt) become a ``DelayedLinear`` with rounded integer delays.
     """
     from .. import nn as ndn
 
@@ -334,12 +334,20 @@ def from_nir(graph, dt: float | None = None, integration: str | None = None) -> 
     layers, dt, integration = _ir_layers(graph, dt, integration)
     mods: list[nn.Module] = []
     for l in layers:
-        if l.delay is not None and l.delay.any():
-            raise ConfigError("the NIR graph has synaptic delays; read it with quantized_from_nir or neurodyn.delays")
+        delayed = l.delay is not None and bool(l.delay.any())
         nrn, fold = _neuron_module(l.model_name, l.coefs, dt, integration)
         n_in, n_out = l.weight.shape
         with torch.no_grad():
-            if l.recurrent is not None:
+            if delayed and l.recurrent is not None:
+                raise ConfigError("the NIR graph has delays into a recurrent layer: no neurodyn module computes that")
+            if delayed:  # integer delays: a DelayedLinear with its delays set and rounded
+                from ..nn.delays import DelayedLinear
+                dl = DelayedLinear(n_in, n_out, max_delay=int(l.delay.max()), bias=True, dtype=torch.float64)
+                dl.weight.copy_(torch.from_numpy((l.weight * fold).T))
+                dl.bias.copy_(torch.from_numpy(l.bias * fold))
+                dl.delay_param.copy_(torch.from_numpy(l.delay.T.astype(np.float64)) / dl.delay_lr_scale)
+                mods += [dl.round_delays_(), nrn.double()]
+            elif l.recurrent is not None:
                 rec = ndn.Recurrent(n_in, n_out, nrn)
                 rec.ff.weight.copy_(torch.from_numpy((l.weight * fold).T))
                 rec.ff.bias.copy_(torch.from_numpy(l.bias * fold))

@@ -157,3 +157,26 @@ def test_snntorch_reads_our_nir(neuron):
     # move a value sitting exactly at threshold, nothing more.
     assert (theirs != ours).float().mean() <= 1e-3
     assert abs(theirs.sum() - ours.sum()) <= 2
+
+
+def test_a_delayed_model_round_trips_with_its_delays():
+    """Rounded DelayedLinear layers (of a module or a core.Network) go out as Affine -> Delay
+    branches and come back as DelayedLinear with the same integer delays: the same outputs."""
+    from neurodyn.nn.convert import to_network
+    from neurodyn.nn.delays import DelayedLinear, round_delays
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(DelayedLinear(10, 8, max_delay=5, bias=True), ndn.LIF(tau_mem=5.0),
+                              ndn.Linear(8, 3), ndn.LI(tau_mem=8.0)).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.is_floating_point():
+                p.mul_(6.0)
+    net = round_delays(net)
+    x = (torch.rand(30, 4, 10) < 0.2).double()
+    want = to_network(net).run(x).out
+    for src in (to_nir(net), to_nir(to_network(net), dt=1.0)):
+        assert sum(isinstance(n, nir.Delay) for n in src.nodes.values()) > 1
+        back = from_nir(src)
+        assert isinstance(back[0], DelayedLinear) and back[0].rounded
+        assert torch.equal(back[0].integer_delays(), net[0].integer_delays())
+        torch.testing.assert_close(to_network(back).run(x).out, want, rtol=1e-12, atol=1e-12)
