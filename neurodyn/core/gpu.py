@@ -71,8 +71,22 @@ def chunk_samples(per_sample: int, free_bytes: int, batch: int, share: float = M
 
 
 @dataclass
-class _Chunk:
-    """One chunk's arrays (numpy or cupy), in the kernel's argument order, plus what comes back."""
+class KernelLayer:
+    """What a launch needs of one layer: its constant arrays in the kernel's order (weights
+    [K, N], bias, recurrent weights, ring offsets, coefficients [N]; numpy or CuPy), its size N,
+    initial state per state variable ([N]) and ring slots (delayed layers) or None."""
+
+    consts: list[Any]
+    size: int
+    init: list[Any]
+    slots: int | None = None
+
+
+@dataclass
+class Chunk:
+    """One chunk's arrays (numpy or CuPy) in the kernel's argument order, and what comes back:
+    out [T, B, C], acc [B, C], done [B] (steps run), per layer counts [B], records [T, B, N],
+    kept currents [T, B, N] and states (lists per layer), exited [B], conf [B], conf_rec [T, B]."""
 
     args: list[Any]
     out: Any
@@ -80,40 +94,46 @@ class _Chunk:
     done: Any
     counts: list[Any]
     records: list[Any]
+    currents: list[Any]
+    states: list[list[Any]]
     exited: Any
     conf: Any
     conf_rec: Any
 
 
-def _chunk_arrays(xp, layers: list[Layer], consts: list[list], ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,
-                  T: int, steps: np.ndarray, dtype: np.dtype, record: bool, scales: Any) -> _Chunk:
+def _chunk_arrays(xp, layers: list[KernelLayer], ptr, idx, val, T: int, steps, dtype: np.dtype, record: bool,
+                  keep: bool, scales: Any) -> Chunk:
     B = steps.shape[0]
     a: list[Any] = [xp.arange(B, dtype=np.int64), xp.asarray(ptr, dtype=np.int64), xp.asarray(idx, dtype=np.int64),
                     xp.asarray(val, dtype=dtype), xp.asarray(steps, dtype=np.int64)]
     done = xp.zeros(B, dtype=np.int64)
     a.append(done)
-    counts, records = [], []
-    for l, c in zip(layers, consts):
+    counts, records, currents, states = [], [], [], []
+    for l in layers:
         N = l.size
-        a += c
-        a += [xp.asarray(np.broadcast_to(np.asarray(i, dtype), (B, N)).copy()) for i in l.init]
+        a += l.consts
+        a += [xp.broadcast_to(xp.asarray(i, dtype=dtype), (B, N)).copy() for i in l.init]
         o = xp.zeros((B, N), dtype=dtype)
-        ring = [xp.zeros((B, 2 * _slots(l) * N), dtype=dtype)] if l.delays is not None else []
+        ring = [xp.zeros((B, 2 * l.slots * N), dtype=dtype)] if l.slots is not None else []
         cnt = xp.zeros(B, dtype=np.int64)
         rec = xp.zeros((T, B, N) if record else (1,), dtype=dtype)
+        kx = xp.zeros((T, B, N) if keep else (1,), dtype=dtype)
+        ks = [xp.zeros((T, B, N) if keep else (1,), dtype=dtype) for _ in l.init]
         a += [o, *ring, xp.zeros((B, N), dtype=np.int64), xp.zeros((B, N), dtype=dtype), xp.zeros(B, dtype=np.int64),
-              cnt, rec]
+              cnt, rec, kx, *ks]
         counts.append(cnt)
         records.append(rec)
+        currents.append(kx)
+        states.append(ks)
     out = xp.zeros((T, B, layers[-1].size), dtype=dtype)
     acc = xp.zeros((B, layers[-1].size), dtype=np.float64)
     exited, conf = xp.zeros(B, dtype=np.int64), xp.zeros(B, dtype=np.float64)
     conf_rec = xp.zeros((T, B) if record else (1,), dtype=np.float64)
     a += [out, acc, scales, exited, conf, conf_rec]
-    return _Chunk(a, out, acc, done, counts, records, exited, conf, conf_rec)
+    return Chunk(a, out, acc, done, counts, records, currents, states, exited, conf, conf_rec)
 
 
-def _consts(xp, layers: list[Layer], dtype: np.dtype) -> list[list]:
+def _kernel_layers(xp, layers: list[Layer], dtype: np.dtype) -> list[KernelLayer]:
     out = []
     for l in layers:
         c = [xp.asarray(np.ascontiguousarray(l.weight, dtype)), xp.asarray(np.ascontiguousarray(l.bias, dtype))]
@@ -122,7 +142,8 @@ def _consts(xp, layers: list[Layer], dtype: np.dtype) -> list[list]:
         if l.delays is not None:
             c.append(xp.asarray(ring_offsets(l.delays)[0].astype(np.int64)))
         c += [xp.asarray(np.ascontiguousarray(v, dtype)) for v in l.coefs]
-        out.append(c)
+        out.append(KernelLayer(c, l.size, [np.asarray(i, dtype) for i in l.init],
+                               _slots(l) if l.delays is not None else None))
     return out
 
 
@@ -130,8 +151,8 @@ def _slots(l: Layer) -> int:
     return ring_offsets(l.delays)[1]
 
 
-def _sizes(layers: list[Layer]) -> list[int]:
-    return [layers[0].n_in] + [l.size for l in layers] + [_slots(l) for l in layers if l.delays is not None]
+def _sizes(n_in: int, layers: list[KernelLayer]) -> list[int]:
+    return [n_in] + [l.size for l in layers] + [l.slots for l in layers if l.slots is not None]
 
 
 def network_source(signature: Signature) -> str:
@@ -163,25 +184,52 @@ def _exit_args(ee: EarlyExit | None, n_out: int) -> tuple[int, float, int, float
     return ee.code, float(ee.threshold), int(ee.min_steps), float(np.log(max(n_out, 2)))
 
 
-def _launch_host(signature: Signature, ch: _Chunk, record: bool, T: int, sizes: list[int], dtype: np.dtype,
-                 threads: int, exit_args: tuple) -> None:
+def _launch_host(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int, sizes: list[int],
+                 dtype: np.dtype, threads: int, exit_args: tuple) -> None:
     fn = getattr(_host_library(signature), f"run_{'f32' if dtype == np.float32 else 'f64'}_host")
     B = ch.done.shape[0]
     code, thr, min_steps, log_n = exit_args
     ptrs = [ctypes.c_void_p(x.ctypes.data) for x in ch.args]
     ll, dd = ctypes.c_longlong, ctypes.c_double
-    fn(*ptrs, ll(int(record)), ll(T), ll(B), ll(code), dd(thr), ll(min_steps), dd(log_n), *map(ll, sizes), ll(B),
-       ll(threads))
+    fn(*ptrs, ll(flags[0]), ll(flags[1]), ll(T), ll(B), ll(code), dd(thr), ll(min_steps), dd(log_n), *map(ll, sizes),
+       ll(B), ll(threads))
 
 
-def _launch_cupy(signature: Signature, ch: _Chunk, record: bool, T: int, sizes: list[int], dtype: np.dtype,
-                 threads: int, exit_args: tuple) -> None:
+def _launch_cupy(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int, sizes: list[int],
+                 dtype: np.dtype, threads: int, exit_args: tuple) -> None:
     fn = _cupy_module(signature).get_function(f"run_{'f32' if dtype == np.float32 else 'f64'}")
     B = ch.done.shape[0]
     code, thr, min_steps, log_n = exit_args
-    scalars = (np.int64(record), np.int64(T), np.int64(B), np.int64(code), np.float64(thr), np.int64(min_steps),
-               np.float64(log_n), *map(np.int64, sizes))
+    scalars = (np.int64(flags[0]), np.int64(flags[1]), np.int64(T), np.int64(B), np.int64(code), np.float64(thr),
+               np.int64(min_steps), np.float64(log_n), *map(np.int64, sizes))
     fn((B,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
+
+
+def array_module(launcher: str):
+    """(numpy or cupy, the launch function) of a launcher: 'cuda' (CuPy) or 'host' (the host C++ build)."""
+    if launcher == "host":
+        return np, _launch_host
+    if launcher == "cuda":
+        try:
+            import cupy
+        except ImportError:
+            raise BackendUnavailableError("device='cuda' needs cupy and a GPU (pip install 'neurodyn[gpu]')") from None
+        return cupy, _launch_cupy
+    raise ConfigError(f"unknown launcher '{launcher}'; choose 'cuda' or 'host'")
+
+
+def launch(launcher: str, signature: Signature, layers: list[KernelLayer], n_in: int, ptr, idx, val, T: int,
+           steps, dtype: np.dtype, record: bool = False, keep: bool = False,
+           early_exit: EarlyExit | None = None, threads: int = THREADS) -> Chunk:
+    """One launch of the network kernel on a fresh state for samples given by CSR events (rows
+    b*T + t, offsets from 0; numpy or CuPy arrays), each running ``steps[b]`` steps; ``keep``:
+    also return each step's input currents and states (for a backward pass)."""
+    xp, fn = array_module(launcher)
+    scales = xp.asarray(scales_table(max(T, 1), early_exit.gamma if early_exit is not None else 1.0))
+    ch = _chunk_arrays(xp, layers, ptr, idx, val, T, steps, dtype, record, keep, scales)
+    fn(signature, ch, (int(record), int(keep)), T, _sizes(n_in, layers), dtype, threads,
+       _exit_args(early_exit, layers[-1].size))
+    return ch
 
 
 def _cupy_free_bytes() -> int:
@@ -201,38 +249,23 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
     layers, dtype = net.layers, net.dtype
     sig = gpu_signature(layers)
     check_early_exit(early_exit, layers[-1].size)
-    exit_args = _exit_args(early_exit, layers[-1].size)
     B = steps.shape[0]
-    if launcher == "host":
-        xp = np
-        launch = _launch_host
-    elif launcher == "cuda":
-        try:
-            import cupy as xp
-        except ImportError:
-            raise BackendUnavailableError("device='cuda' needs cupy and a GPU (pip install 'neurodyn[gpu]')") from None
-        launch = _launch_cupy
-    else:
-        raise ConfigError(f"unknown launcher '{launcher}'; choose 'cuda' or 'host'")
+    xp, _ = array_module(launcher)
     if chunk is None:
         if launcher == "host":
             chunk = max(B, 1)
         else:
             per = sample_bytes(layers, T, len(idx) / max(B, 1), dtype.itemsize, record)
             chunk = chunk_samples(per, _cupy_free_bytes(), max(B, 1))
-    consts = _consts(xp, layers, dtype)
-    sizes = _sizes(layers)
+    klayers = _kernel_layers(xp, layers, dtype)
     ptr_h = np.asarray(ptr.get() if hasattr(ptr, "get") else ptr, dtype=np.int64)  # chunk offsets, on the host
-    scales = xp.asarray(scales_table(max(T, 1), early_exit.gamma if early_exit is not None else 1.0))
     outs, accs, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
     exits, confs, conf_recs = [], [], []
     for b0 in range(0, B, chunk):
         b1 = min(B, b0 + chunk)
         e0, e1 = int(ptr_h[b0 * T]), int(ptr_h[b1 * T])
-        ch = _chunk_arrays(xp, layers, consts, xp.asarray(ptr[b0 * T:b1 * T + 1], dtype=np.int64) - e0,
-                           idx[e0:e1], val[e0:e1], T,
-                           steps[b0:b1], dtype, record, scales)
-        launch(sig, ch, record, T, sizes, dtype, threads, exit_args)
+        ch = launch(launcher, sig, klayers, layers[0].n_in, xp.asarray(ptr[b0 * T:b1 * T + 1], dtype=np.int64) - e0,
+                    idx[e0:e1], val[e0:e1], T, steps[b0:b1], dtype, record, early_exit=early_exit, threads=threads)
         outs.append(ch.out)
         accs.append(ch.acc)
         dones.append(ch.done)
@@ -259,4 +292,5 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
                          confidence_trace=tt(cat(conf_recs, 1)) if (ee and record) else None)
 
 
-__all__ = ["THREADS", "MEMORY_SHARE", "chunk_samples", "gpu_signature", "network_source", "run_batch", "sample_bytes"]
+__all__ = ["THREADS", "MEMORY_SHARE", "Chunk", "KernelLayer", "array_module", "chunk_samples", "gpu_signature", "launch",
+           "network_source", "run_batch", "sample_bytes"]

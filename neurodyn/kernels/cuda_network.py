@@ -43,9 +43,10 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
     o{l} [B, N] (state and last outputs, in and out), rg{l} [B, 2 S N] (delayed: the ring of
     future currents, in and out), li{l} [B, N] / lv{l} [B, N] /
     ln{l} [B] (scratch: the nonzero-output list), cnt{l} [B] spikes in this call, rec{l}
-    [T, B, N] (written when ``record``); out [T, B, C]; acc [B, C] float64 evidence; scales
+    [T, B, N] (written when ``record``); kx{l} / ks{l}_* [T, B, N]: each step's input current
+    and new state (written when ``keep``, for a backward pass); out [T, B, C]; acc [B, C] float64 evidence; scales
     [>= steps run] t**gamma per global step; exited [B]; conf [B] confidence at the last step
-    run; conf_rec [T, B] per step (when ``record``); then record, T, B, exit_code (0: none,
+    run; conf_rec [T, B] per step (when ``record``); then record, keep, T, B, exit_code (0: none,
     else the measure's 1-based code), threshold, min_steps, log_n.
     """
     S, I, D = "const scalar_t*", "const ndi*", "scalar_t*"
@@ -55,6 +56,7 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
         a += [(S, f"c{l}_{c}") for c in m.coefs] + [(D, f"st{l}_{s}") for s in m.states] + [(D, f"o{l}")]
         a += [(D, f"rg{l}")] if dl else []
         a += [("ndi*", f"li{l}"), (D, f"lv{l}"), ("ndi*", f"ln{l}"), ("ndi*", f"cnt{l}"), (D, f"rec{l}")]
+        a += [(D, f"kx{l}")] + [(D, f"ks{l}_{s}") for s in m.states]
     a += [(D, "out"), ("double*", "acc"), ("const double*", "scales"), ("ndi*", "exited"), ("double*", "conf"),
           ("double*", "conf_rec")]
     return a
@@ -95,7 +97,8 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
     parts += [INF, confidence]
     args = kernel_args(signature)
     sizes = layer_sizes(signature)
-    scalars = ["ndi record", "ndi T", "ndi B", "ndi exit_code", "double threshold", "ndi min_steps", "double log_n"]
+    scalars = ["ndi record", "ndi keep", "ndi T", "ndi B", "ndi exit_code", "double threshold", "ndi min_steps",
+               "double log_n"]
     decl = ", ".join([f"{ty} ND_RESTRICT {n}" for ty, n in args] + scalars + [f"ndi {s}" for s in sizes])
     call = ", ".join([n for _, n in args] + [x.split()[1] for x in scalars] + sizes)
     L = len(signature)
@@ -143,6 +146,9 @@ def render_network_cuda(signature: Signature, confidence: str, measures: tuple[s
                  + ", ".join(f"c{l}_{c}[j]" for c in m.coefs) + f", ov, {', '.join(news)});"]
         body += [f"        {a} = {n};" for a, n in zip(st, news)]
         body += [f"        o{l}[b * {N} + j] = ov;", f"        if (record) rec{l}[(t * B + b) * {N} + j] = ov;"]
+        # kept for a backward pass: the step's input current and the new state ([T, B, N] each)
+        body += [f"        if (keep) {{ kx{l}[(t * B + b) * {N} + j] = x; "
+                 + " ".join(f"ks{l}_{s}[(t * B + b) * {N} + j] = {n};" for s, n in zip(m.states, news)) + " }"]
         if l == L - 1:
             body += [f"        out[(t * B + b) * {N} + j] = ov;", f"        acc[b * {N} + j] += (double)ov;"]
         body += ["    }"]

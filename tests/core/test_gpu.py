@@ -198,7 +198,8 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
         N = layer.size
         arrays.update({f"W{l}": layer.weight, f"b{l}": layer.bias, f"o{l}": np.zeros(B * N),
                        f"li{l}": np.zeros(B * N), f"lv{l}": np.zeros(B * N), f"ln{l}": np.zeros(B),
-                       f"cnt{l}": np.zeros(B), f"rec{l}": np.zeros(T * B * N)})
+                       f"cnt{l}": np.zeros(B), f"rec{l}": np.zeros(T * B * N), f"kx{l}": np.zeros(T * B * N)})
+        arrays.update({f"ks{l}_{s}": np.zeros(T * B * N) for s in layer.model.states})
         if layer.recurrent is not None:
             arrays[f"R{l}"] = layer.recurrent
         if layer.delays is not None:
@@ -221,8 +222,8 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
         names.append(name)
     sizes = [net.layers[0].n_in] + [l.size for l in net.layers] + [ring_offsets(l.delays)[1] for l in net.layers
                                                                    if l.delays is not None]
-    # record, T, B, exit code 2 (margin) with threshold 0.5, min_steps 2, log C: the exit test runs too
-    lines += [f"    run_f64_host({', '.join(names)}, 1, {T}, {B}, 2, 0.5, 2, {float(np.log(C))!r}, {', '.join(map(str, sizes))}, "
+    # record, keep, T, B, exit code 2 (margin) with threshold 0.5, min_steps 2, log C: the exit test runs too
+    lines += [f"    run_f64_host({', '.join(names)}, 1, 1, {T}, {B}, 2, 0.5, 2, {float(np.log(C))!r}, {', '.join(map(str, sizes))}, "
               f"{B}, {threads});",
               "    long long spikes = 0;",
               f"    for (int i = 0; i < {B}; ++i) spikes += cnt0[i];",
