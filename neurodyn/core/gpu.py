@@ -202,7 +202,10 @@ def _launch_cupy(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int
     code, thr, min_steps, log_n = exit_args
     scalars = (np.int64(flags[0]), np.int64(flags[1]), np.int64(T), np.int64(B), np.int64(code), np.float64(thr),
                np.int64(min_steps), np.float64(log_n), *map(np.int64, sizes))
-    fn((B,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
+    import cupy
+    # on torch's current stream, so the kernel orders with the torch ops around it
+    with cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+        fn((B,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
 
 
 def array_module(launcher: str):

@@ -34,6 +34,9 @@ class Sequential(nn.Sequential):
     Without gradients (``torch.no_grad()``, or frozen parameters) and without an active
     Dropout, a fused stack runs the event core's inference kernel instead (``core.engine``:
     same sums and steps, identical outputs, no currents or event lists kept).
+    On CUDA tensors with ``fused=True`` (and CuPy) the stack trains through the GPU stack
+    (``nn.gpu_stack``: the CUDA network kernel forward, BPTT layer by layer); with 'auto' a
+    CUDA input runs the modules (the layer-by-layer CUDA kernels).
     State dicts are those of ``nn.Sequential``.
     """
 
@@ -48,7 +51,7 @@ class Sequential(nn.Sequential):
     def fused_reason(self, x: torch.Tensor) -> str | None:
         """None if ``forward(x)`` runs fused, else why it runs module by module."""
         plan = self._plan(x)
-        return None if isinstance(plan, list) else plan
+        return None if isinstance(plan, (list, tuple)) else plan
 
     def _plan(self, x: torch.Tensor):
         """The stack's (Linear, neuron) layers if ``forward(x)`` runs fused, else the reason it does not."""
@@ -65,6 +68,8 @@ class Sequential(nn.Sequential):
                 return f"the events have {x.n_channels} channels, the first Linear takes {first.in_features}"
         elif not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != first.in_features:
             return "input is not [T, B, in_features]"
+        elif x.device.type == "cuda":
+            return self._gpu_plan(x, layers)
         elif x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
             return f"input is {x.dtype} on {x.device}, not a CPU float tensor"
         elif x.requires_grad:
@@ -82,6 +87,23 @@ class Sequential(nn.Sequential):
                 return "the input is too dense for event row-adds"
         return layers
 
+    def _gpu_plan(self, x: torch.Tensor, layers: list):
+        """("gpu", layers) if a CUDA input runs the GPU training stack (``nn.gpu_stack``), else why not."""
+        if self.fused is not True:
+            return ("on CUDA the stack runs fused only with fused=True (the GPU stack, not yet measured against "
+                    "the layer-by-layer CUDA kernels)")
+        if x.dtype not in (torch.float32, torch.float64):
+            return f"input is {x.dtype}, not float32 or float64"
+        if any(lay.dropout for lay in layers):
+            return "Dropout in training: the GPU stack has no dropout masks"
+        for lay in layers:
+            for p in (lay.linear.weight, lay.linear.bias):
+                if p is not None and (p.dtype != x.dtype or p.device != x.device):
+                    return f"parameters are {p.dtype} on {p.device}, the input {x.dtype} on {x.device}"
+        from ..kernels import cupy_status
+        why = cupy_status()
+        return ("gpu", layers) if why is None else f"the GPU stack needs CuPy: {why}"
+
     def forward(self, x: torch.Tensor | Events, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x [T, B, K] (frames, or ``core.Events``: the same input as event lists) -> output of the
         last module [T, B, N]; lengths [B]: steps each sample runs (neurons and Recurrent layers
@@ -90,6 +112,9 @@ class Sequential(nn.Sequential):
         plan = self._plan(x)
         if isinstance(plan, list):
             return run_stack(plan, x, lengths)
+        if isinstance(plan, tuple):
+            from .gpu_stack import run_gpu_stack
+            return run_gpu_stack(plan[1], x, lengths)
         why = plan
         if self.fused is True and why != "fused=False":
             raise ConfigError(f"fused=True but this stack cannot run fused: {why}")
