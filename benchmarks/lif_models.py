@@ -83,6 +83,14 @@ def neurodyn_model(weights, backend: str = "auto") -> nn.Sequential:
     return ndn.Sequential(*mods)
 
 
+def gpu_stack_peer(weights, device: str) -> Peer:
+    """neurodyn's GPU training stack (``ndn.Sequential(fused=True)`` on CUDA: the event network
+    kernel forward, BPTT layer by layer) with these weights."""
+    model = neurodyn_model(weights, "auto").to(device)
+    model.fused = True
+    return Peer("neurodyn", model, None, "GPU stack (fused=True): event kernel forward, layered BPTT")
+
+
 def spikingjelly_model(weights) -> nn.Sequential:
     """SpikingJelly 2.0 picks its LIF implementation from the tensor's device (no backend
     argument): on CPU a fused op (loop over T in torch, hand-written backward) for built-in

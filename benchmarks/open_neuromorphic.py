@@ -96,6 +96,8 @@ def measure(n: int, T: int, device: str, reps: int, libs=lm.LIBRARIES, single: b
     x = torch.randn(T, BATCH, n, generator=g).to(device)
     libs = ["neurodyn"] + [lib for lib in libs if lib != "neurodyn"]
     peers, missing = lm.available(libs, weights, device)
+    if str(device).startswith("cuda") and any(p.name == "neurodyn" for p in peers):
+        peers.insert(1, lm.gpu_stack_peer(weights, device))
     ref_peer = next(p for p in peers if p.name == "neurodyn")
     ref = lm.infer_fn(ref_peer, x)()
     rows = []
