@@ -20,3 +20,35 @@ def f64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def no_cupy(monkeypatch):
+    """``import cupy`` fails, as on a machine without it."""
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "cupy" or name.startswith("cupy."):
+            raise ImportError("no cupy here")
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", fake)
+
+
+@pytest.fixture(scope="session")
+def sanitizer_flags():
+    """Flags of a host C++ build with AddressSanitizer and UBSan that stops on the first error;
+    skips the test when there is no compiler or it cannot link them."""
+    import subprocess
+
+    from neurodyn.kernels.cuda_host import host_compiler
+    cxx = host_compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler for the sanitizer build")
+    flags = ["-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-ffp-contract=off",
+             "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    probe = subprocess.run([cxx, *flags, "-x", "c++", "-", "-o", "/dev/null"], input="int main() { return 0; }",
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined here")
+    return cxx, flags

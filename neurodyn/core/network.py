@@ -129,18 +129,22 @@ class Layer:
     @property
     def size(self) -> int:
         """Neurons N_out."""
-        if self.conv is not None:
-            return int(np.prod(self.conv.out_shape(self.weight.shape)))
-        return self.weight.shape[1]
+        return connection_sizes(self.weight.shape, self.conv, self.pool)[1]
 
     @property
     def n_in(self) -> int:
         """Inputs N_in (before pooling, if any)."""
-        if self.pool is not None:
-            return int(np.prod(self.pool.shape))
-        if self.conv is not None:
-            return int(np.prod(self.conv.shape))
-        return self.weight.shape[0]
+        return connection_sizes(self.weight.shape, self.conv, self.pool)[0]
+
+
+def connection_sizes(weight_shape: tuple[int, ...], conv: Conv | None, pool: Pool | None) -> tuple[int, int]:
+    """(N_in, N_out) of a connection: weights [N_in, N_out], or a convolution's kernel
+    [C_out, C, kh, kw] on frames ``conv.shape`` (N_out = C_out x H_out x W_out); N_in counts the
+    inputs before pooling."""
+    n_out = int(np.prod(conv.out_shape(weight_shape))) if conv is not None else weight_shape[1]
+    if pool is not None:
+        return int(np.prod(pool.shape)), n_out
+    return (int(np.prod(conv.shape)) if conv is not None else weight_shape[0]), n_out
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.network import Conv, Layer, Network, Pool
+from ..core.network import Conv, Layer, Network, Pool, connection_sizes
 from ..nn.convert import to_network
 from ..errors import ConfigError, ShapeError
 from ..neurons.base import NeuronModel
@@ -74,17 +74,11 @@ class QuantizedLayer:
 
     @property
     def size(self) -> int:
-        if self.conv is not None:
-            return int(np.prod(self.conv.out_shape(self.weight.shape)))
-        return self.weight.shape[1]
+        return connection_sizes(self.weight.shape, self.conv, self.pool)[1]
 
     @property
     def n_in(self) -> int:
-        if self.pool is not None:
-            return int(np.prod(self.pool.shape))
-        if self.conv is not None:
-            return int(np.prod(self.conv.shape))
-        return self.weight.shape[0]
+        return connection_sizes(self.weight.shape, self.conv, self.pool)[0]
 
     def weight_int(self) -> np.ndarray:
         return np.ascontiguousarray(self.weight.astype(np.int64) << self.weight_exp)

@@ -233,14 +233,19 @@ def _exit_functions(C: str, decl: str, measures: tuple[str, ...], limits: tuple[
         return " else ".join(f"if (exit_code == {k}) {fmt.format(f)}" for k, f in enumerate(measures, start=1))
     lim = " else ".join(f"if (exit_code == {k}) lim = {f}(threshold - 1e-9, e2, log_n);"
                         for k, f in enumerate(limits, start=1))
-    return f"""template <typename scalar_t>
+    return f"""// the top two classes of the evidence acc_b / sc and their scaled values
+ND_DEV void top_evidence(const double* acc_b, ndi C, double sc, ndi& k1, ndi& k2, double& z1, double& z2) {{
+    top2(acc_b, C, k1, k2);
+    z1 = acc_b[k1] / sc;
+    z2 = acc_b[k2] / sc;
+}}
+template <typename scalar_t>
 ND_DEV bool exit_step(ndi b, ndi t, ndi tg, {decl}) {{
     const double* acc_b = acc + b * {C};
-    ndi k1, k2;
-    top2(acc_b, {C}, k1, k2);
     const double sc = scales[tg];
-    const double z1 = acc_b[k1] / sc;
-    const double z2 = acc_b[k2] / sc;
+    ndi k1, k2;
+    double z1, z2;
+    top_evidence(acc_b, {C}, sc, k1, k2, z1, z2);
     const double e2 = exp(z2 - z1);
     // S-limit: with S >= lim the sample cannot be confident (1e-9 of slack for rounding)
     double lim = ND_INF;
@@ -263,10 +268,8 @@ ND_DEV void exit_end(ndi b, ndi t0, ndi run_b, {decl}) {{
         const double* acc_b = acc + b * {C};
         const double sc = scales[t0 + run_b - 1];
         ndi k1, k2;
-        top2(acc_b, {C}, k1, k2);
-        const double z1 = acc_b[k1] / sc;
-        const double z2 = acc_b[k2] / sc;
-        double S, Q, cf = 0.0;
+        double z1, z2, S, Q, cf = 0.0;
+        top_evidence(acc_b, {C}, sc, k1, k2, z1, z2);
         softmax_sums(acc_b, {C}, sc, z1, z2, k1, k2, ND_INF, S, Q);
         {per_code("cf = {}(z1, z2, S, Q, log_n);")}
         conf[b] = cf;

@@ -213,6 +213,22 @@ def _param_starts(n_coefs: tuple[int, ...]) -> list[int]:
     return out
 
 
+def stack_params(layers: list[StackLayer], like: torch.Tensor) -> tuple[list, list, list[int], list]:
+    """Per layer (model, surrogate, alpha), initial states ([N] each, in like's dtype and device)
+    and coefficient counts, and the autograd inputs of all layers in order: weight [N, K], bias
+    (or None), coefficients ([N] each)."""
+    sig, inits, n_coefs, params = [], [], [], []
+    for lay in layers:
+        nrn, lin = lay.neuron, lay.linear
+        n = lin.out_features
+        coefs = prepare_coefs(nrn.model, nrn.coefficients(), n, like)
+        sig.append((nrn.model, nrn.surrogate, nrn.alpha))
+        inits.append(tuple(s[0].detach().to(like.dtype).contiguous() for s in nrn.initial_state(1, n, like)))
+        n_coefs.append(len(coefs))
+        params += [lin.weight, lin.bias, *coefs]
+    return sig, inits, n_coefs, params
+
+
 def run_stack(layers: list[StackLayer], x: torch.Tensor | Events, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Output [T, B, N_last] of the (Linear, neuron) stack on x (frames [T, B, K], CPU float,
     or ``Events``), fused.
@@ -222,16 +238,9 @@ def run_stack(layers: list[StackLayer], x: torch.Tensor | Events, lengths: torch
     T, B, _ = x.shape
     like = torch.empty(0, dtype=x.dtype)
     steps = step_counts(lengths, B, T)
-    sig, inits, n_coefs, params, masks = [], [], [], [], []
-    for lay in layers:
-        nrn, lin = lay.neuron, lay.linear
-        n = lin.out_features
-        coefs = prepare_coefs(nrn.model, nrn.coefficients(), n, like)
-        sig.append((nrn.model, nrn.surrogate, nrn.alpha))
-        inits.append(tuple(s[0].detach().to(x.dtype).contiguous() for s in nrn.initial_state(1, n, like)))
-        n_coefs.append(len(coefs))
-        params += [lin.weight, lin.bias, *coefs]
-        masks.append(dropout_mask((T, B, n), lay.dropout, like) if lay.dropout else None)
+    sig, inits, n_coefs, params = stack_params(layers, like)
+    masks = [dropout_mask((T, B, lay.linear.out_features), lay.dropout, like) if lay.dropout else None
+             for lay in layers]
     if not any(mk is not None for mk in masks) and not (
             torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in params)):
         return _infer(layers, x, steps, params, inits, n_coefs)
@@ -256,4 +265,4 @@ def dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.
     return torch.empty(shape, dtype=like.dtype).bernoulli_(1.0 - p).div_(1.0 - p)
 
 
-__all__ = ["stack_layers", "run_stack", "StackLayer", "FusedStackFn"]
+__all__ = ["stack_layers", "stack_params", "run_stack", "StackLayer", "FusedStackFn"]

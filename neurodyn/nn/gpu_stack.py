@@ -20,8 +20,8 @@ import torch
 
 from ..core.gpu import KernelLayer, array_module, launch
 from ..errors import ConfigError
-from ..kernels.dispatch import prepare_coefs, step_counts
-from .fused_stack import StackLayer
+from ..kernels.dispatch import step_counts
+from .fused_stack import StackLayer, stack_params
 
 
 def frames_to_events(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -149,15 +149,7 @@ def run_gpu_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tens
         raise ConfigError("the GPU stack has no dropout masks: run the modules one by one (fused=False)")
     T, B, _ = x.shape
     steps = step_counts(lengths, B, T)
-    models, inits, n_coefs, params = [], [], [], []
-    for lay in layers:
-        nrn, lin = lay.neuron, lay.linear
-        n = lin.out_features
-        coefs = prepare_coefs(nrn.model, nrn.coefficients(), n, x)
-        models.append((nrn.model, nrn.surrogate, nrn.alpha))
-        inits.append(tuple(s[0].detach().to(x.dtype).contiguous() for s in nrn.initial_state(1, n, x)))
-        n_coefs.append(len(coefs))
-        params += [lin.weight, lin.bias, *coefs]
+    models, inits, n_coefs, params = stack_params(layers, x)
     return GpuStackFn.apply((launcher, tuple(models), tuple(inits), tuple(n_coefs)), x, steps, *params)
 
 

@@ -132,15 +132,7 @@ def test_what_the_gpu_kernel_does_not_run_is_named():
         net.run(_events(torch.float32), device="tpu")
 
 
-def test_cuda_without_cupy_says_how_to_get_it(monkeypatch):
-    import builtins
-    real = builtins.__import__
-
-    def no_cupy(name, *a, **k):
-        if name == "cupy":
-            raise ImportError("no cupy here")
-        return real(name, *a, **k)
-    monkeypatch.setattr(builtins, "__import__", no_cupy)
+def test_cuda_without_cupy_says_how_to_get_it(no_cupy):
     with pytest.raises(BackendUnavailableError, match="neurodyn\\[gpu\\]"):
         _net("lif", torch.float32).run(_events(torch.float32), device="cuda")
 
@@ -178,14 +170,6 @@ def test_cupy_network_equals_the_numba_core_on_gpu(dtype):
 
 
 # --- out-of-bounds safety: the host build under AddressSanitizer + UBSan, exact-size buffers ---
-
-def _sanitizer_flags(cxx: str):
-    flags = ["-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-ffp-contract=off",
-             "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-    probe = subprocess.run([cxx, *flags, "-x", "c++", "-", "-o", "/dev/null"], input="int main() { return 0; }",
-                           capture_output=True, text=True)
-    return flags if probe.returncode == 0 else None
-
 
 def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
     """C++ main running run_f64_host on buffers of exactly their documented size, each its own
@@ -231,11 +215,8 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _build_and_run(tmp_path, kind="mixed", shrink=None):
-    cxx = host_compiler()
-    flags = _sanitizer_flags(cxx)
-    if flags is None:
-        pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined here")
+def _build_and_run(tmp_path, sanitizer, kind="mixed", shrink=None):
+    cxx, flags = sanitizer
     net = _net(kind, torch.float64)
     ev = _events(torch.float64, T=9, B=6)
     steps = np.array([9, 0, 1, 4, 8, 9])
@@ -250,17 +231,17 @@ def _build_and_run(tmp_path, kind="mixed", shrink=None):
 
 @needs_cxx
 @pytest.mark.parametrize("kind", ["mixed", "delays"])
-def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, kind):
-    r = _build_and_run(tmp_path, kind)
+def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitizer_flags, kind):
+    r = _build_and_run(tmp_path, sanitizer_flags, kind)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     assert int(r.stdout.split()[1]) > 0, "no spikes: the row adds were not exercised"
 
 
 @needs_cxx
-def test_sanitized_host_build_catches_a_short_buffer(tmp_path):
+def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitizer_flags):
     """The control: the recurrent layer's outputs one element short is reported."""
-    r = _build_and_run(tmp_path, shrink="o1")
+    r = _build_and_run(tmp_path, sanitizer_flags, shrink="o1")
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
-    r = _build_and_run(tmp_path, "delays", shrink="rg0")  # the delay ring one element short
+    r = _build_and_run(tmp_path, sanitizer_flags, "delays", shrink="rg0")  # the delay ring one element short
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr

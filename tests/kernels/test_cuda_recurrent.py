@@ -167,16 +167,6 @@ def test_recurrent_module_runs_the_cuda_kernels_through_its_launcher(monkeypatch
 
 # --- out-of-bounds safety: AddressSanitizer + UBSan on exact-size buffers --------------------
 
-def _sanitizer_flags(cxx: str) -> list[str] | None:
-    """Flags of a build with ASan and UBSan (stopping on the first error), or None when this
-    compiler cannot link them."""
-    flags = ["-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-ffp-contract=off",
-             "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-    probe = subprocess.run([cxx, *flags, "-x", "c++", "-", "-o", "/dev/null"], input="int main() { return 0; }",
-                           capture_output=True, text=True)
-    return flags if probe.returncode == 0 else None
-
-
 def _harness(model, recurrent, need_c, need_t, T, B, N, threads, lengths, shrink=None) -> str:
     """C++ main that runs every host entry of the module (float and double) on buffers of exactly
     their documented size ([T, B, N], [B, N], [N], [N, N]; 1 for the gradient buffers a lean
@@ -237,11 +227,8 @@ def _harness(model, recurrent, need_c, need_t, T, B, N, threads, lengths, shrink
     return "\n".join(lines) + "\n"
 
 
-def _build_and_run(tmp_path, model, recurrent, need_c, need_t, shrink=None):
-    cxx = host_compiler()
-    flags = _sanitizer_flags(cxx)
-    if flags is None:
-        pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined here")
+def _build_and_run(tmp_path, sanitizer, model, recurrent, need_c, need_t, shrink=None):
+    cxx, flags = sanitizer
     T, B, N = 9, 6, 37
     threads = 16  # < N: threads stride over neurons
     (tmp_path / "k.cu").write_text(render_cuda_module(model, "atan", None, need_c, need_t, recurrent))
@@ -258,11 +245,11 @@ def _build_and_run(tmp_path, model, recurrent, need_c, need_t, shrink=None):
 @pytest.mark.skipif(sys.platform != "linux", reason="sanitizer builds are checked on Linux")
 @pytest.mark.parametrize("name,recurrent,lean", [("lif", True, False), ("cuba", True, False), ("alif", True, False),
                                                  ("cuba", True, True), ("alif", False, False), ("cuba", False, True)])
-def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, name, recurrent, lean):
+def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitizer_flags, name, recurrent, lean):
     model = NEURONS[name]
     need_c = tuple(False for _ in model.coefs) if lean else tuple(True for _ in model.coefs)
     need_t = tuple(k == 0 for k in range(len(model.states))) if lean else tuple(True for _ in model.states)
-    r = _build_and_run(tmp_path, model, recurrent, need_c, need_t)
+    r = _build_and_run(tmp_path, sanitizer_flags, model, recurrent, need_c, need_t)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "runtime error" not in r.stderr and "ERROR: AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     f32, f64 = map(int, r.stdout.split()[1:3])
@@ -271,9 +258,9 @@ def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, name, 
 
 @needs_cxx
 @pytest.mark.skipif(sys.platform != "linux", reason="sanitizer builds are checked on Linux")
-def test_sanitized_host_build_catches_a_short_buffer(tmp_path):
+def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitizer_flags):
     """The control: one input a single element short is reported, so the check above means something."""
-    r = _build_and_run(tmp_path, NEURONS["lif"], True, (True,) * 6, (True,), shrink="cur")
+    r = _build_and_run(tmp_path, sanitizer_flags, NEURONS["lif"], True, (True,) * 6, (True,), shrink="cur")
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
 
 

@@ -75,14 +75,6 @@ def test_eval_on_the_gpu_path_scores_as_the_cpu(run_dir, tmp_path, capsys, monke
     assert m["device"] == "cuda" and m["confusion"] == trained["confusion"]
 
 
-def test_eval_on_cuda_without_cupy_is_one_line(run_dir, capsys, monkeypatch):
-    import builtins
-    real = builtins.__import__
-
-    def no_cupy(name, *a, **k):
-        if name == "cupy":
-            raise ImportError("no cupy here")
-        return real(name, *a, **k)
-    monkeypatch.setattr(builtins, "__import__", no_cupy)
+def test_eval_on_cuda_without_cupy_is_one_line(run_dir, capsys, no_cupy):
     assert main(["eval", "--run", str(run_dir), "--device", "cuda"]) == 2
     assert "neurodyn[gpu]" in capsys.readouterr().err
