@@ -1,14 +1,16 @@
-"""Spread-delay synapses in the lanes layout (kernels.delay_lanes) and the choice between them
-and the event kernels (kernels.delay_window): values and gradients of both forms against the
-torch reference in float64, for windows narrow and wide, ragged and empty event lists, odd
-sizes, and inputs with and without requires_grad."""
+"""Spread-delay synapses in the lanes layout (kernels.delay_lanes), the spectral input gradient
+of wide windows (kernels.delay_spectral) and the choice between them and the event kernels
+(kernels.delay_window): values and gradients of every form against the torch reference in
+float64, for windows narrow and wide, ragged and empty event lists, odd sizes, and inputs with
+and without requires_grad."""
 import numpy as np
 import pytest
 import torch
 
 from neurodyn.kernels import delay_lanes, delay_window
-from neurodyn.kernels.delay_conv import delay_conv_torch
+from neurodyn.kernels.delay_conv import _input_grad, delay_conv_torch
 from neurodyn.kernels.delay_lanes import from_lanes, grouped, to_lanes
+from neurodyn.kernels.delay_spectral import spectral_input_grad
 from neurodyn.kernels.delay_window import spread_delay_linear
 from neurodyn.nn.delays import gaussian_taps
 
@@ -73,9 +75,11 @@ def test_both_forms_match_the_reference(form, dtype, rtol, sigma):
         _compare(x, w, d, gy, sigma, dtype, rtol)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 2, 1, 2), (4, 1, 3, 3), (30, 2, 2, 1), (6, 3, 8, 5)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 2, 1, 2), (4, 1, 3, 3), (30, 2, 2, 1), (6, 3, 8, 5),
+                                   (12, 2, 3, 40), (5, 3, 6, 64)])
 def test_small_odd_and_short_shapes(form, shape):
-    # T shorter than the delays, single inputs/outputs (the pair passes' odd remainders)
+    # T shorter than the delays, single inputs/outputs (the pair passes' odd remainders), outputs
+    # over several blocks of the event kernels (OUT_BLOCK), the last one partial
     T, B, I, O = shape
     x, w, d, gy = _case(7, T=T, B=B, I=I, O=O, density=0.5)
     for sigma in (0.23, 1.5):
@@ -96,7 +100,8 @@ def test_all_zero_input_and_gradient(form):
 def test_no_input_gradient_for_data(form, monkeypatch):
     # The first layer's input is data: no input gradient is computed, the others are unchanged.
     calls = []
-    for mod, name in [(delay_window, "lanes_input_grad"), (delay_window, "_input_grad")]:
+    for mod, name in [(delay_window, "lanes_input_grad"), (delay_window, "_input_grad"),
+                      (delay_window, "spectral_input_grad")]:
         orig = getattr(mod, name)
         monkeypatch.setattr(mod, name, lambda *a, _o=orig, _n=name: calls.append(_n) or _o(*a))
     x, w, d, gy = _case(5)
@@ -108,6 +113,10 @@ def test_no_input_gradient_for_data(form, monkeypatch):
         assert len(calls) == 1
         for a, b in zip(g_data, g_all[1:]):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_event_kernels_block_the_outputs():
+    assert delay_window.OUT_BLOCK == 32  # the shapes above cover one, two and a partial block
 
 
 def test_the_cheaper_form_is_chosen():
@@ -155,3 +164,35 @@ def test_grouped_taps_pad_to_whole_passes():
         assert h.shape == (2, 3, G) and h.flags.c_contiguous
         assert bool((h[:, :, n:] == 0).all())
     assert delay_lanes.GROUP == 3
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+@pytest.mark.parametrize("T,B,O,I,K", [(19, 5, 7, 9, 15), (40, 3, 4, 6, 26), (1, 2, 3, 2, 4), (7, 1, 1, 1, 1)])
+def test_spectral_input_grad_matches_the_matrix_products(dtype, rtol, T, B, O, I, K):
+    # transform lengths T + K - 1 odd and even; gy zero in a tail (ragged samples)
+    g = torch.Generator().manual_seed(T * K)
+    gy = torch.randn(T, B, O, generator=g, dtype=torch.float64)
+    gy[T // 2:, 0] = 0.0
+    kern = torch.randn(K, O, I, generator=g, dtype=torch.float64)
+    ref = _input_grad(gy, kern.permute(2, 0, 1).contiguous())  # [I, K, O] layout
+    got = spectral_input_grad(gy.to(dtype), kern.to(dtype))
+    assert got.dtype == dtype and got.shape == (T, B, I)
+    err = float((got.double() - ref).abs().max()) / float(ref.abs().max())
+    assert err <= rtol, err
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+def test_wide_windows_through_the_spectral_input_gradient(form, monkeypatch, dtype, rtol):
+    calls = []
+    orig = delay_window.spectral_input_grad
+    monkeypatch.setattr(delay_window, "spectral_input_grad", lambda *a: calls.append(1) or orig(*a))
+    monkeypatch.setattr(delay_window, "_use_spectral", lambda *a: True)
+    for seed, sigma in [(0, 2.0), (1, 6.0)]:
+        x, w, d, gy = _case(seed)
+        _compare(x, w, d, gy, sigma, dtype, rtol)
+    assert len(calls) == 2
+
+
+def test_spectral_is_chosen_for_wide_windows_of_wide_layers():
+    assert delay_window._use_spectral(105, 32, 256, 256, 26)   # the SHD recipe's hidden layer
+    assert not delay_window._use_spectral(19, 5, 9, 7, 15)     # small: the matrix products
