@@ -49,12 +49,12 @@ def to_network(model: nn.Module, dtype: np.dtype | str | None = None,
         if isinstance(m, DelayedLinear) and not m.rounded:
             raise ConfigError("the event core runs integer delays: round the DelayedLinear delays first "
                               "(neurodyn.nn.delays.round_delays(model))")
-        if isinstance(m, (nn.Linear, DelayedLinear, nn.Conv2d)):
+        if isinstance(m, (nn.Linear, DelayedLinear, Conv2d)):
             if pending is not None:
                 raise ConfigError("two connections in a row: put a neuron module between them")
             pending = m
             ptype = m.weight.dtype
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, Conv2d):
                 frames = _conv_frames(m, frames, pool, not layers)
         elif isinstance(m, _Pool2d):
             if frames is None and not layers and pending is None:
@@ -70,7 +70,7 @@ def to_network(model: nn.Module, dtype: np.dtype | str | None = None,
             if pending is None:
                 raise ConfigError(f"{type(m).__name__} must follow a Linear or Conv2d layer")
             layers.append(_layer(pending, None, m, pool, frames))
-            if isinstance(pending, nn.Conv2d):
+            if isinstance(pending, Conv2d):
                 frames = layers[-1].conv.out_shape(layers[-1].weight.shape)
             pending, pool = None, None
         elif isinstance(m, Recurrent):
@@ -80,9 +80,10 @@ def to_network(model: nn.Module, dtype: np.dtype | str | None = None,
             pool = None
             ptype = m.ff.weight.dtype
         else:
-            raise ConfigError(f"module {type(m).__name__} is not supported by the event-driven core")
+            raise ConfigError(f"module {type(m).__name__} is not supported by the event-driven core"
+                          + (" (use neurodyn.nn.Conv2d, the multi-step convolution)" if isinstance(m, nn.Conv2d) else ""))
     if pending is not None:
-        raise ConfigError("the model ends in a connection: add a neuron (e.g. LI readout) after it")
+        raise ConfigError("the model ends in a Linear or Conv2d layer: add a neuron (e.g. LI readout) after it")
     if pool is not None:
         raise ConfigError("the model ends in pooling: the event core's last layer must be neurons")
     dt = np.dtype(dtype) if dtype is not None else (np.float64 if ptype == torch.float64 else np.float32)
@@ -95,11 +96,10 @@ def to_network(model: nn.Module, dtype: np.dtype | str | None = None,
     return Network(layers, dtype=dt)
 
 
-def _conv_frames(m: nn.Conv2d, frames: tuple[int, int, int] | None, pool: Pool | None,
+def _conv_frames(m: Conv2d, frames: tuple[int, int, int] | None, pool: Pool | None,
                  first: bool) -> tuple[int, int, int]:
     """The input frames (C, H, W) of convolution ``m``, checking that the event core runs it."""
-    pad = m._event_padding() if isinstance(m, Conv2d) else None
-    if pad is None:
+    if m._event_padding() is None:
         raise ConfigError(f"{m}: the event core runs ndn.Conv2d with groups = dilation = 1, zero padding and "
                           "odd kernels for 'same' padding")
     if frames is None and first and m.input_size is not None:
@@ -116,7 +116,7 @@ def _layer(conn: nn.Module, rec: nn.Linear | None, nrn: SpikingNeuron, pool: Poo
            frames: tuple[int, int, int] | None = None) -> Layer:
     dt = np.float64
     conv = None
-    if isinstance(conn, nn.Conv2d):
+    if isinstance(conn, Conv2d):
         conv = Conv(frames, conn.stride, conn._event_padding())
         n = int(np.prod(conv.out_shape(conn.weight.shape)))
         weight = _array(conn.weight, dt)
