@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import ConfigError, ShapeError
 from ..kernels.delay_buffer import propagate_delayed
 from ..kernels.delay_conv import delay_conv_torch
+from ..kernels.delay_gpu import delay_conv1d
 from ..kernels.delay_window import TAP_TOL, spread_delay_linear
 
 
@@ -171,6 +172,8 @@ class DelayedLinear(nn.Module):
             if events is not None:
                 y = spread_delay_linear(x, self.weight, self.delay.clamp(0, self.max_delay), self.sigma,
                                         self.max_delay, events)
+            elif x.device.type == "cuda":
+                y = delay_conv1d(x, self.kernel())  # one cuDNN convolution over time
             else:
                 y = delay_conv_torch(x, self.kernel())  # the reference
         return y + self.bias if self.bias is not None else y
