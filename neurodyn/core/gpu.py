@@ -6,11 +6,11 @@ to the device once (or taken as they are when already there).  The same launch c
 the kernel's host C++ build on CPU arrays (``launcher="host"``), which is how it is tested
 without a GPU: both give the Numba kernel's outputs.
 
-Covered: stacks of dense layers (Linear, optional recurrent weights, optional integer synaptic
-delays, any neuron model), per-sample step counts, records and early exit (the confidence test
-compiled into the kernel from ``core.confidence`` through ``kernels.py_cxx``; an exited sample's
-block stops).  Not yet on the GPU: convolutional layers (a ``ConfigError`` names them;
-``device="cpu"`` runs them).
+Covered: everything the CPU core runs in one call -- dense layers (Linear, optional recurrent
+weights, optional integer synaptic delays), convolutional layers and pooling, any neuron model
+-- with per-sample step counts, records and early exit (the confidence test compiled into the
+kernel from ``core.confidence`` through ``kernels.py_cxx``; an exited sample's block stops).
+Streaming (state carried between calls) stays on the CPU.
 """
 from __future__ import annotations
 
@@ -38,12 +38,9 @@ MEMORY_SHARE = 0.5  # of the free device memory, for one chunk's arrays
 
 
 def gpu_signature(layers: list[Layer]) -> Signature:
-    """The kernel signature of a network, or ConfigError naming what the GPU kernel lacks."""
-    for i, l in enumerate(layers):
-        if l.conv is not None or l.pool is not None:
-            raise ConfigError(f"layer {i} is convolutional or pooled: the GPU network kernel runs dense layers; "
-                              "run it with device='cpu'")
-    return tuple((l.model, l.recurrent is not None, l.delays is not None) for l in layers)
+    """The kernel signature of a network: per layer (model, recurrent, delayed, conv, pooled)."""
+    return tuple((l.model, l.recurrent is not None, l.delays is not None, l.conv is not None, l.pool is not None)
+                 for l in layers)
 
 
 def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize: int, record: bool) -> int:
@@ -54,6 +51,10 @@ def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize
         n += l.size * per_neuron * itemsize + l.size * 8 + 3 * 8
         if l.delays is not None:  # the ring of future currents
             n += 2 * (int(l.delays.max(initial=0)) + 1) * l.size * itemsize
+        if l.conv is not None:  # the convolution's sums
+            n += l.size * itemsize
+        if l.pool is not None:  # the pooled frame and its list
+            n += int(np.prod(l.pool.out_shape)) * (2 * itemsize + 8) + 8
         if record:
             n += T * l.size * itemsize
     C = layers[-1].size
@@ -72,14 +73,20 @@ def chunk_samples(per_sample: int, free_bytes: int, batch: int, share: float = M
 
 @dataclass
 class KernelLayer:
-    """What a launch needs of one layer: its constant arrays in the kernel's order (weights
-    [K, N], bias, recurrent weights, ring offsets, coefficients [N]; numpy or CuPy), its size N,
-    initial state per state variable ([N]) and ring slots (delayed layers) or None."""
+    """What a launch needs of one layer (numpy or CuPy arrays): weights [K, N] (a convolution's
+    kernel [Co, C, kh, kw]) and bias, the constants after them in the kernel's order (recurrent
+    weights, ring offsets, coefficients [N]), its size N, initial state per state variable ([N]),
+    ring slots (delayed layers), the pooling geometry and pooled size (pooled layers) and the
+    convolution geometry (convolutional layers)."""
 
-    consts: list[Any]
+    weight: Any
+    bias: Any
+    tail: list[Any]
     size: int
     init: list[Any]
     slots: int | None = None
+    pool: tuple[Any, int] | None = None
+    conv: Any = None
 
 
 @dataclass
@@ -111,7 +118,12 @@ def _chunk_arrays(xp, layers: list[KernelLayer], ptr, idx, val, T: int, steps, d
     counts, records, currents, states = [], [], [], []
     for l in layers:
         N = l.size
-        a += l.consts
+        if l.pool is not None:
+            P = l.pool[1]
+            a += [l.pool[0], xp.zeros((B, P), dtype=dtype), xp.zeros((B, P), dtype=np.int64),
+                  xp.zeros((B, P), dtype=dtype), xp.zeros(B, dtype=np.int64)]
+        a += [l.weight, l.bias] + ([l.conv, xp.zeros((B, N), dtype=dtype)] if l.conv is not None else [])
+        a += l.tail
         a += [xp.broadcast_to(xp.asarray(i, dtype=dtype), (B, N)).copy() for i in l.init]
         o = xp.zeros((B, N), dtype=dtype)
         ring = [xp.zeros((B, 2 * l.slots * N), dtype=dtype)] if l.slots is not None else []
@@ -136,14 +148,23 @@ def _chunk_arrays(xp, layers: list[KernelLayer], ptr, idx, val, T: int, steps, d
 def _kernel_layers(xp, layers: list[Layer], dtype: np.dtype) -> list[KernelLayer]:
     out = []
     for l in layers:
-        c = [xp.asarray(np.ascontiguousarray(l.weight, dtype)), xp.asarray(np.ascontiguousarray(l.bias, dtype))]
+        tail = []
         if l.recurrent is not None:
-            c.append(xp.asarray(np.ascontiguousarray(l.recurrent, dtype)))
+            tail.append(xp.asarray(np.ascontiguousarray(l.recurrent, dtype)))
         if l.delays is not None:
-            c.append(xp.asarray(ring_offsets(l.delays)[0].astype(np.int64)))
-        c += [xp.asarray(np.ascontiguousarray(v, dtype)) for v in l.coefs]
-        out.append(KernelLayer(c, l.size, [np.asarray(i, dtype) for i in l.init],
-                               _slots(l) if l.delays is not None else None))
+            tail.append(xp.asarray(ring_offsets(l.delays)[0].astype(np.int64)))
+        tail += [xp.asarray(np.ascontiguousarray(v, dtype)) for v in l.coefs]
+        pool = None if l.pool is None else (xp.asarray(l.pool.geometry()), int(np.prod(l.pool.out_shape)))
+        conv = None
+        if l.conv is not None:
+            Co, C, kh, kw = l.weight.shape
+            _, Ho, Wo = l.conv.out_shape(l.weight.shape)
+            conv = xp.asarray(np.array([*l.conv.shape, Co, Ho, Wo, *l.conv.stride, *l.conv.padding, kh, kw],
+                                       dtype=np.int64))
+        out.append(KernelLayer(xp.asarray(np.ascontiguousarray(l.weight, dtype)),
+                               xp.asarray(np.ascontiguousarray(l.bias, dtype)), tail, l.size,
+                               [np.asarray(i, dtype) for i in l.init], _slots(l) if l.delays is not None else None,
+                               pool, conv))
     return out
 
 
@@ -152,7 +173,8 @@ def _slots(l: Layer) -> int:
 
 
 def _sizes(n_in: int, layers: list[KernelLayer]) -> list[int]:
-    return [n_in] + [l.size for l in layers] + [l.slots for l in layers if l.slots is not None]
+    return ([n_in] + [l.size for l in layers] + [l.slots for l in layers if l.slots is not None]
+            + [l.pool[1] for l in layers if l.pool is not None])
 
 
 def network_source(signature: Signature) -> str:
@@ -167,8 +189,8 @@ def network_source(signature: Signature) -> str:
 @lru_cache(maxsize=None)
 def _host_library(signature: Signature):
     from ..kernels.cuda_host import compile_host
-    return compile_host(network_source(signature), "net_" + "_".join(m.name + ("r" if r else "") + ("d" if d else "")
-                                                                    for m, r, d in signature))
+    return compile_host(network_source(signature), "net_" + "_".join(
+        m.name + "".join(f for f, on in zip("rdcp", flags) if on) for m, *flags in signature))
 
 
 @lru_cache(maxsize=None)

@@ -69,11 +69,11 @@ class GpuStackFn(torch.autograd.Function):
             w, bias, coefs = params[i], params[i + 1], params[i + 2:i + 2 + nc]
             i += 2 + nc
             b = bias if bias is not None else torch.zeros(w.shape[0], dtype=x.dtype, device=x.device)
-            consts = [_to_xp(w.t(), xp), _to_xp(b, xp)] + [_to_xp(c, xp) for c in coefs]
-            klayers.append(KernelLayer(consts, w.shape[0], [_to_xp(s, xp) for s in init]))
+            klayers.append(KernelLayer(_to_xp(w.t(), xp), _to_xp(b, xp), [_to_xp(c, xp) for c in coefs], w.shape[0],
+                                       [_to_xp(s, xp) for s in init]))
             weights.append(w)
         ptr, idx, val = frames_to_events(x)
-        sig = tuple((m, False, False) for m, _, _ in models)
+        sig = tuple((m, False, False, False, False) for m, _, _ in models)
         ch = launch(launcher, sig, klayers, K, _to_xp(ptr, xp), _to_xp(idx, xp), _to_xp(val, xp), T,
                     xp.asarray(steps), np.dtype(dt), record=True, keep=True)
         tt = (lambda a: _to_torch(a, xp))  # noqa: E731

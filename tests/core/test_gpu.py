@@ -123,10 +123,49 @@ def test_chunk_size_from_free_memory():
         chunk_samples(per, free_bytes=per, batch=8)
 
 
+def _conv_net(kind: str, dtype):
+    torch.manual_seed(3)
+    C, H = 2, 14
+    if kind == "stack":  # the conv_snn layout: conv, LIF, average pool, conv, LIF, sum pool, flatten, readout
+        layers = [ndn.Conv2d(C, 4, 3, input_size=(H, H)), ndn.LIF(tau_mem=5.0), ndn.AvgPool2d(2),
+                  ndn.Conv2d(4, 6, 3), ndn.LIF(tau_mem=4.0), ndn.SumPool2d(2), ndn.Flatten(),
+                  ndn.Linear(6 * 2 * 2, 5), ndn.LI(tau_mem=8.0)]
+        scales = {0: 4.0, 3: 96.0}
+    else:  # strides, padding, overlapping windows, pooling of the input and of a non-spiking layer
+        layers = [ndn.AvgPool2d(3, stride=1, padding=1), ndn.Conv2d(C, 5, 3, stride=2, padding=1), ndn.LIF(tau_mem=5.0),
+                  ndn.SumPool2d(3, stride=2, padding=1), ndn.Conv2d(5, 3, (3, 2), padding=(1, 0)),
+                  ndn.LI(tau_mem=3.0), ndn.AvgPool2d(2, stride=1), ndn.Flatten(), ndn.Linear(3 * 3 * 2, 4),
+                  ndn.LIF(tau_mem=6.0)]
+        scales = {1: 12.0, 4: 12.0, 8: 12.0}
+    net = torch.nn.Sequential(*layers).to(dtype).eval()
+    with torch.no_grad():
+        for i, f in scales.items():
+            net[i].weight.mul_(f)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(25, 5, C * H * H, generator=g) < 0.15).to(dtype) * torch.randint(1, 3, (25, 5, C * H * H), generator=g)
+    return to_network(net, input_shape=(C, H, H)), Events.from_dense(x)
+
+
+@needs_cxx
+@pytest.mark.parametrize("kind,dtype,threads", [("stack", torch.float32, 64), ("stack", torch.float64, 5),
+                                                ("strided", torch.float64, 32), ("strided", torch.float32, 256)])
+def test_host_build_runs_conv_networks_as_the_numba_core(kind, dtype, threads):
+    net, ev = _conv_net(kind, dtype)
+    steps = torch.tensor([25, 0, 9, 24, 25])
+    ee = EarlyExit(1.0, "margin")  # threshold 1: nothing exits, the confidence is still computed
+    cpu = net.run(ev, steps=steps, record=True, early_exit=ee)
+    gpu = run_batch(net, ev.ptr, ev.idx, ev.val, ev.T, steps.numpy(), record=True, early_exit=ee, launcher="host",
+                    threads=threads)
+    assert torch.equal(gpu.out, cpu.out) and torch.equal(gpu.pred, cpu.pred)
+    assert torch.equal(gpu.confidence, cpu.confidence)
+    for a, b in zip(gpu.records, cpu.records):
+        assert torch.equal(a, b)
+    for a, b, l in zip(gpu.counts, cpu.counts, net.layers):
+        assert torch.equal(a, b)
+        assert not l.model.spiking or b.sum() > 0 or l is net.layers[-1]
+
+
 def test_what_the_gpu_kernel_does_not_run_is_named():
-    conv = torch.nn.Sequential(ndn.Conv2d(1, 2, 3, input_size=(6, 6)), ndn.LIF())
-    with pytest.raises(ConfigError, match="convolutional"):
-        gpu_signature(to_network(conv).layers)
     net = _net("lif", torch.float32)
     with pytest.raises(ConfigError, match="device must be"):
         net.run(_events(torch.float32), device="tpu")
@@ -140,12 +179,12 @@ def test_cuda_without_cupy_says_how_to_get_it(no_cupy):
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed: GPU compile check skipped")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_network_kernel_compiles_for_gpu(tmp_path, arch):
-    net = _net("mixed", torch.float32)
-    src = tmp_path / "net.cu"
-    src.write_text(network_source(gpu_signature(net.layers)))
-    r = subprocess.run(["nvcc", f"-arch={arch}", "-cubin", "--fmad=false", str(src), "-o", str(tmp_path / "net.cubin")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    for net in (_net("mixed", torch.float32), _net("delays", torch.float32), _conv_net("strided", torch.float32)[0]):
+        src = tmp_path / "net.cu"
+        src.write_text(network_source(gpu_signature(net.layers)))
+        r = subprocess.run(["nvcc", f"-arch={arch}", "-cubin", "--fmad=false", str(src), "-o",
+                            str(tmp_path / "net.cubin")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
 
 
 def _gpu():
@@ -189,6 +228,14 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
         if layer.delays is not None:
             off, S = ring_offsets(layer.delays)
             arrays.update({f"off{l}": off, f"rg{l}": np.zeros(B * 2 * S * N)})
+        if layer.pool is not None:
+            P = int(np.prod(layer.pool.out_shape))
+            arrays.update({f"pg{l}": layer.pool.geometry(), f"pb{l}": np.zeros(B * P), f"qi{l}": np.zeros(B * P),
+                           f"qv{l}": np.zeros(B * P), f"qn{l}": np.zeros(B)})
+        if layer.conv is not None:
+            kh, kw = layer.weight.shape[2:]
+            arrays.update({f"cg{l}": [*layer.conv.shape, *layer.conv.out_shape(layer.weight.shape), *layer.conv.stride,
+                                      *layer.conv.padding, kh, kw], f"ca{l}": np.zeros(B * N)})
         arrays.update({f"c{l}_{c}": v for c, v in zip(layer.model.coefs, layer.coefs)})
         arrays.update({f"st{l}_{s}": np.broadcast_to(v, (B, N)) for s, v in zip(layer.model.states, layer.init)})
     C = net.layers[-1].size
@@ -206,6 +253,7 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
         names.append(name)
     sizes = [net.layers[0].n_in] + [l.size for l in net.layers] + [ring_offsets(l.delays)[1] for l in net.layers
                                                                    if l.delays is not None]
+    sizes += [int(np.prod(l.pool.out_shape)) for l in net.layers if l.pool is not None]
     # record, keep, T, B, exit code 2 (margin) with threshold 0.5, min_steps 2, log C: the exit test runs too
     lines += [f"    run_f64_host({', '.join(names)}, 1, 1, {T}, {B}, 2, 0.5, 2, {float(np.log(C))!r}, {', '.join(map(str, sizes))}, "
               f"{B}, {threads});",
@@ -217,8 +265,12 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
 
 def _build_and_run(tmp_path, sanitizer, kind="mixed", shrink=None):
     cxx, flags = sanitizer
-    net = _net(kind, torch.float64)
-    ev = _events(torch.float64, T=9, B=6)
+    if kind == "conv":
+        net, ev = _conv_net("strided", torch.float64)
+        ev = Events.from_dense(ev.to_dense()[:9].repeat(1, 2, 1)[:, :6])
+    else:
+        net = _net(kind, torch.float64)
+        ev = _events(torch.float64, T=9, B=6)
     steps = np.array([9, 0, 1, 4, 8, 9])
     (tmp_path / "k.cu").write_text(network_source(gpu_signature(net.layers)))
     (tmp_path / "main.cpp").write_text(_harness(net, ev, steps, threads=16, shrink=shrink))
@@ -230,7 +282,7 @@ def _build_and_run(tmp_path, sanitizer, kind="mixed", shrink=None):
 
 
 @needs_cxx
-@pytest.mark.parametrize("kind", ["mixed", "delays"])
+@pytest.mark.parametrize("kind", ["mixed", "delays", "conv"])
 def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitizer_flags, kind):
     r = _build_and_run(tmp_path, sanitizer_flags, kind)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -244,4 +296,6 @@ def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitizer_flags):
     r = _build_and_run(tmp_path, sanitizer_flags, shrink="o1")
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
     r = _build_and_run(tmp_path, sanitizer_flags, "delays", shrink="rg0")  # the delay ring one element short
+    assert r.returncode != 0 and "AddressSanitizer" in r.stderr
+    r = _build_and_run(tmp_path, sanitizer_flags, "conv", shrink="ca1")  # a convolution's sums one element short
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
