@@ -61,6 +61,16 @@ def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize
     return int(n + T * C * itemsize + C * 8 + (T + 1) * 8 + events_per_sample * (8 + itemsize) + 3 * 8)
 
 
+def result_bytes(layers: list[Layer], T: int, itemsize: int, record: bool) -> int:
+    """Device bytes of one sample's results, which stay on the GPU for the whole batch: its
+    readout [T, C], steps, counts, prediction and confidence, and with ``record`` every layer's
+    outputs [T, N] and the confidence trace [T]."""
+    n = T * layers[-1].size * itemsize + (3 + len(layers)) * 8
+    if record:
+        n += T * sum(l.size for l in layers) * itemsize + T * 8
+    return n
+
+
 def chunk_samples(per_sample: int, free_bytes: int, batch: int, share: float = MEMORY_SHARE) -> int:
     """Samples per chunk: as many as fit ``share`` of the free memory (at most the batch);
     ConfigError when one sample alone does not fit."""
@@ -281,7 +291,11 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
             chunk = max(B, 1)
         else:
             per = sample_bytes(layers, T, len(idx) / max(B, 1), dtype.itemsize, record)
-            chunk = chunk_samples(per, _cupy_free_bytes(), max(B, 1))
+            free = _cupy_free_bytes() - B * result_bytes(layers, T, dtype.itemsize, record)
+            if free <= 0:
+                raise ConfigError(f"the results of {B} samples (outputs{', records' if record else ''}) do not fit the "
+                                  "GPU's free memory: run fewer samples per call" + (" or record=False" if record else ""))
+            chunk = chunk_samples(per, free, max(B, 1))
     klayers = _kernel_layers(xp, layers, dtype)
     ptr_h = np.asarray(ptr.get() if hasattr(ptr, "get") else ptr, dtype=np.int64)  # chunk offsets, on the host
     outs, accs, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
@@ -318,4 +332,4 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
 
 
 __all__ = ["THREADS", "MEMORY_SHARE", "Chunk", "KernelLayer", "array_module", "chunk_samples", "gpu_signature", "launch",
-           "network_source", "run_batch", "sample_bytes"]
+           "network_source", "result_bytes", "run_batch", "sample_bytes"]

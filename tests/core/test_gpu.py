@@ -10,7 +10,7 @@ import torch
 
 import neurodyn.nn as ndn
 from neurodyn.core import Events
-from neurodyn.core.gpu import chunk_samples, gpu_signature, network_source, run_batch, sample_bytes
+from neurodyn.core.gpu import chunk_samples, gpu_signature, network_source, result_bytes, run_batch, sample_bytes
 from neurodyn.errors import BackendUnavailableError, ConfigError
 from neurodyn.inference import EarlyExit
 from neurodyn.kernels.cuda_host import host_compiler
@@ -121,6 +121,18 @@ def test_chunk_size_from_free_memory():
     assert chunk_samples(per, free_bytes=2**40, batch=64) == 64
     with pytest.raises(ConfigError, match="one sample needs"):
         chunk_samples(per, free_bytes=per, batch=8)
+    kept = result_bytes(net.layers, T=100, itemsize=4, record=True)
+    assert kept >= 100 * (48 + 10) * 4 and kept > result_bytes(net.layers, T=100, itemsize=4, record=False)
+
+
+def test_results_that_do_not_fit_are_named(monkeypatch):
+    import neurodyn.core.gpu as gpu
+    net = _net("lif", torch.float32)
+    ev = _events(torch.float32)
+    monkeypatch.setattr(gpu, "array_module", lambda launcher: (np, None))
+    monkeypatch.setattr(gpu, "_cupy_free_bytes", lambda: 1000)
+    with pytest.raises(ConfigError, match="results of 9 samples"):
+        run_batch(net, ev.ptr, ev.idx, ev.val, ev.T, np.full(9, 50), record=True, launcher="cuda")
 
 
 def _conv_net(kind: str, dtype):
