@@ -71,15 +71,12 @@ def _window_bounds(d, sigma, K, log_inv_tol):
 
 
 @numba.njit(parallel=True, cache=True)
-def _window_taps(d, sigma, lo, hi, g, dg):
-    # g[o, i, j]: normalised Gaussian at tap lo + j (softmax of z_k = -(k - d)^2 / (2 sigma^2)
-    # over the window, shifted by the nearest tap's z against underflow); dg = d g / d d
-    # = g_k (u_k - sum_j g_j u_j) with u_k = (k - d) / sigma^2.  float64 inside, stored in g's
-    # dtype.
-    O, I, Wn = g.shape
+def _tap_exponents(d, sigma, lo, hi, z):
+    # z[o, i, j] = z_k - z_max at tap k = lo + j of the window, z_k = -(k - d)^2 / (2 sigma^2),
+    # z_max the nearest tap's (against underflow); -inf past the window (exp gives 0).
+    O, I, W = z.shape
     inv_s2 = 1.0 / (sigma * sigma)
     for o in prange(O):
-        e = np.empty(Wn, dtype=np.float64)
         for i in range(I):
             c = d[o, i]
             k0 = lo[o, i]
@@ -88,16 +85,32 @@ def _window_taps(d, sigma, lo, hi, g, dg):
             zmax = -0.5 * (near - c) ** 2 * inv_s2
             for j in range(n):
                 u = k0 + j - c
-                e[j] = math.exp(-0.5 * u * u * inv_s2 - zmax)
+                z[o, i, j] = -0.5 * u * u * inv_s2 - zmax
+            for j in range(n, W):
+                z[o, i, j] = -np.inf
+
+
+@numba.njit(parallel=True, cache=True)
+def _window_taps(d, sigma, lo, hi, e, g, dg):
+    # g[o, i, j]: normalised Gaussian at tap lo + j, the softmax of z over the window given its
+    # exponentials e [O, I, W] (``_tap_exponents``, then np.exp: vectorized, unlike a scalar
+    # exp here); dg = d g / d d = g_k (u_k - sum_j g_j u_j) with u_k = (k - d) / sigma^2.
+    # float64 inside, stored in g's dtype, zero past each window.
+    O, I, Wn = g.shape
+    inv_s2 = 1.0 / (sigma * sigma)
+    for o in prange(O):
+        for i in range(I):
+            c = d[o, i]
+            k0 = lo[o, i]
+            n = hi[o, i] - k0 + 1
             tot = 0.0
             mean_u = 0.0
             for j in range(n):
-                tot += e[j]
-                mean_u += e[j] * (k0 + j - c)
+                tot += e[o, i, j]
+                mean_u += e[o, i, j] * (k0 + j - c)
             mean_u *= inv_s2 / tot
-            inv_tot = 1.0 / tot
             for j in range(n):
-                gj = e[j] * inv_tot
+                gj = e[o, i, j] / tot
                 g[o, i, j] = gj
                 dg[o, i, j] = gj * ((k0 + j - c) * inv_s2 - mean_u)
             for j in range(n, Wn):
@@ -140,9 +153,12 @@ def _taps(delay: torch.Tensor, sigma: float, max_delay: int, tol: float | None =
     lo, hi = _window_bounds(d64, float(sigma), max_delay + 1, math.log(1.0 / tol))
     n = int((hi - lo).max()) + 1 if lo.size else 1
     wn = -(-n // _PASS) * _PASS
+    e = np.empty((O, I, n), dtype=np.float64)
+    _tap_exponents(d64, float(sigma), lo, hi, e)
+    np.exp(e, out=e)
     g = np.empty((O, I, wn), dtype=np_dt)
     dg = np.empty((O, I, wn), dtype=np_dt)
-    _window_taps(d64, float(sigma), lo, hi, g, dg)
+    _window_taps(d64, float(sigma), lo, hi, e, g, dg)
     return lo, g, dg, n
 
 
