@@ -10,7 +10,8 @@ Covered: everything the CPU core runs in one call -- dense layers (Linear, optio
 weights, optional integer synaptic delays), convolutional layers and pooling, any neuron model
 -- with per-sample step counts, records and early exit (the confidence test compiled into the
 kernel from ``core.confidence`` through ``kernels.py_cxx``; an exited sample's block stops).
-Streaming (state carried between calls) stays on the CPU.
+``GpuNetworkStream`` keeps each sample's state on the GPU between chunks (``Network.stream(B,
+device="cuda")``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from ..kernels.cuda_network import Signature, render_network_cuda
 from ..kernels.py_cxx import to_cxx
 from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
 from .result import NetworkResult
-from .stream import check_early_exit, scales_table
+from .events import Events
+from .result import StreamChunk
+from .stream import NetworkState, PerSample, Stream, check_early_exit, chunk_length, finite, scales_table
 
 if TYPE_CHECKING:
     from .network import Layer, Network
@@ -101,58 +104,66 @@ class KernelLayer:
 
 @dataclass
 class Chunk:
-    """One chunk's arrays (numpy or CuPy) in the kernel's argument order, and what comes back:
-    out [T, B, C], acc [B, C], done [B] (steps run), per layer counts [B], records [T, B, N],
-    kept currents [T, B, N] and states (lists per layer), exited [B], conf [B], conf_rec [T, B]."""
+    """One launch's arrays (numpy or CuPy) in the kernel's argument order, and what comes back:
+    out [T, B, C], per layer counts [B] (this launch), records [T, B, N], kept currents
+    [T, B, N] and states (lists per layer), conf_rec [T, B]; the samples' state (``NetworkState``
+    of arrays: neuron states, outputs, rings, evidence, steps run, exited, confidence) is
+    ``state``, updated in place."""
 
     args: list[Any]
     out: Any
-    acc: Any
-    done: Any
     counts: list[Any]
     records: list[Any]
     currents: list[Any]
     states: list[list[Any]]
-    exited: Any
-    conf: Any
     conf_rec: Any
+    state: NetworkState
 
 
-def _chunk_arrays(xp, layers: list[KernelLayer], ptr, idx, val, T: int, steps, dtype: np.dtype, record: bool,
-                  keep: bool, scales: Any) -> Chunk:
+def fresh_state(xp, layers: list[KernelLayer], B: int, dtype: np.dtype) -> NetworkState:
+    """B samples at step 0 on the array module xp, as the kernel reads them (``exited`` int64)."""
+    C = layers[-1].size
+    return NetworkState(
+        states=[{k: xp.broadcast_to(xp.asarray(i, dtype=dtype), (B, l.size)).copy() for k, i in enumerate(l.init)}
+                for l in layers],
+        outputs=[xp.zeros((B, l.size), dtype=dtype) for l in layers],
+        rings=[xp.zeros((B, 2 * l.slots * l.size), dtype=dtype) if l.slots is not None else None for l in layers],
+        evidence=xp.zeros((B, C), dtype=np.float64), steps=xp.zeros(B, dtype=np.int64),
+        exited=xp.zeros(B, dtype=np.int64), counts=[xp.zeros(B, dtype=np.int64) for _ in layers],
+        pred=xp.zeros(B, dtype=np.int64), confidence=xp.zeros(B, dtype=np.float64))
+
+
+def _chunk_arrays(xp, layers: list[KernelLayer], state: NetworkState, rows, ptr, idx, val, T: int, steps,
+                  dtype: np.dtype, record: bool, keep: bool, scales: Any) -> Chunk:
     B = steps.shape[0]
-    a: list[Any] = [xp.arange(B, dtype=np.int64), xp.asarray(ptr, dtype=np.int64), xp.asarray(idx, dtype=np.int64),
-                    xp.asarray(val, dtype=dtype), xp.asarray(steps, dtype=np.int64)]
-    done = xp.zeros(B, dtype=np.int64)
-    a.append(done)
+    a: list[Any] = [xp.asarray(rows, dtype=np.int64), xp.asarray(ptr, dtype=np.int64), xp.asarray(idx, dtype=np.int64),
+                    xp.asarray(val, dtype=dtype), xp.asarray(steps, dtype=np.int64), state.steps]
     counts, records, currents, states = [], [], [], []
-    for l in layers:
+    for li, l in enumerate(layers):
         N = l.size
-        if l.pool is not None:
+        if l.pool is not None:  # scratch: each step's pooled frame is zeroed after its cells are listed
             P = l.pool[1]
             a += [l.pool[0], xp.zeros((B, P), dtype=dtype), xp.zeros((B, P), dtype=np.int64),
                   xp.zeros((B, P), dtype=dtype), xp.zeros(B, dtype=np.int64)]
         a += [l.weight, l.bias] + ([l.conv, xp.zeros((B, N), dtype=dtype)] if l.conv is not None else [])
         a += l.tail
-        a += [xp.broadcast_to(xp.asarray(i, dtype=dtype), (B, N)).copy() for i in l.init]
-        o = xp.zeros((B, N), dtype=dtype)
-        ring = [xp.zeros((B, 2 * l.slots * N), dtype=dtype)] if l.slots is not None else []
+        a += [state.states[li][k] for k in range(len(l.init))]
+        ring = [state.rings[li]] if l.slots is not None else []
         cnt = xp.zeros(B, dtype=np.int64)
         rec = xp.zeros((T, B, N) if record else (1,), dtype=dtype)
         kx = xp.zeros((T, B, N) if keep else (1,), dtype=dtype)
         ks = [xp.zeros((T, B, N) if keep else (1,), dtype=dtype) for _ in l.init]
-        a += [o, *ring, xp.zeros((B, N), dtype=np.int64), xp.zeros((B, N), dtype=dtype), xp.zeros(B, dtype=np.int64),
-              cnt, rec, kx, *ks]
+        # the nonzero-output lists are rebuilt from the outputs at the start of every launch
+        a += [state.outputs[li], *ring, xp.zeros((B, N), dtype=np.int64), xp.zeros((B, N), dtype=dtype),
+              xp.zeros(B, dtype=np.int64), cnt, rec, kx, *ks]
         counts.append(cnt)
         records.append(rec)
         currents.append(kx)
         states.append(ks)
     out = xp.zeros((T, B, layers[-1].size), dtype=dtype)
-    acc = xp.zeros((B, layers[-1].size), dtype=np.float64)
-    exited, conf = xp.zeros(B, dtype=np.int64), xp.zeros(B, dtype=np.float64)
     conf_rec = xp.zeros((T, B) if record else (1,), dtype=np.float64)
-    a += [out, acc, scales, exited, conf, conf_rec]
-    return Chunk(a, out, acc, done, counts, records, currents, states, exited, conf, conf_rec)
+    a += [out, state.evidence, scales, state.exited, state.confidence, conf_rec]
+    return Chunk(a, out, counts, records, currents, states, conf_rec, state)
 
 
 def _kernel_layers(xp, layers: list[Layer], dtype: np.dtype) -> list[KernelLayer]:
@@ -219,25 +230,27 @@ def _exit_args(ee: EarlyExit | None, n_out: int) -> tuple[int, float, int, float
 def _launch_host(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int, sizes: list[int],
                  dtype: np.dtype, threads: int, exit_args: tuple) -> None:
     fn = getattr(_host_library(signature), f"run_{'f32' if dtype == np.float32 else 'f64'}_host")
-    B = ch.done.shape[0]
+    B, R = ch.state.steps.shape[0], ch.args[0].shape[0]
     code, thr, min_steps, log_n = exit_args
     ptrs = [ctypes.c_void_p(x.ctypes.data) for x in ch.args]
     ll, dd = ctypes.c_longlong, ctypes.c_double
     fn(*ptrs, ll(flags[0]), ll(flags[1]), ll(T), ll(B), ll(code), dd(thr), ll(min_steps), dd(log_n), *map(ll, sizes),
-       ll(B), ll(threads))
+       ll(R), ll(threads))
 
 
 def _launch_cupy(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int, sizes: list[int],
                  dtype: np.dtype, threads: int, exit_args: tuple) -> None:
     fn = _cupy_module(signature).get_function(f"run_{'f32' if dtype == np.float32 else 'f64'}")
-    B = ch.done.shape[0]
+    B, R = ch.state.steps.shape[0], ch.args[0].shape[0]
+    if R == 0:
+        return
     code, thr, min_steps, log_n = exit_args
     scalars = (np.int64(flags[0]), np.int64(flags[1]), np.int64(T), np.int64(B), np.int64(code), np.float64(thr),
                np.int64(min_steps), np.float64(log_n), *map(np.int64, sizes))
     import cupy
     # on torch's current stream, so the kernel orders with the torch ops around it
     with cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
-        fn((B,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
+        fn((R,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
 
 
 def array_module(launcher: str):
@@ -255,15 +268,24 @@ def array_module(launcher: str):
 
 def launch(launcher: str, signature: Signature, layers: list[KernelLayer], n_in: int, ptr, idx, val, T: int,
            steps, dtype: np.dtype, record: bool = False, keep: bool = False,
-           early_exit: EarlyExit | None = None, threads: int = THREADS) -> Chunk:
-    """One launch of the network kernel on a fresh state for samples given by CSR events (rows
-    b*T + t, offsets from 0; numpy or CuPy arrays), each running ``steps[b]`` steps; ``keep``:
-    also return each step's input currents and states (for a backward pass)."""
+           early_exit: EarlyExit | None = None, threads: int = THREADS, state: NetworkState | None = None,
+           rows=None, scales=None) -> Chunk:
+    """One launch of the network kernel for samples given by CSR events (rows b*T + t, offsets
+    from 0; numpy or CuPy arrays), each running ``steps[b]`` steps from ``state`` (default: a
+    fresh one) on; rows: the samples to run (default: all); ``keep``: also return each step's
+    input currents and states (for a backward pass)."""
     xp, fn = array_module(launcher)
-    scales = xp.asarray(scales_table(max(T, 1), early_exit.gamma if early_exit is not None else 1.0))
-    ch = _chunk_arrays(xp, layers, ptr, idx, val, T, steps, dtype, record, keep, scales)
+    B = steps.shape[0]
+    if scales is None:
+        scales = xp.asarray(scales_table(max(T, 1), early_exit.gamma if early_exit is not None else 1.0))
+    state = fresh_state(xp, layers, B, dtype) if state is None else state
+    rows = xp.arange(B, dtype=np.int64) if rows is None else rows
+    ch = _chunk_arrays(xp, layers, state, rows, ptr, idx, val, T, steps, dtype, record, keep, scales)
     fn(signature, ch, (int(record), int(keep)), T, _sizes(n_in, layers), dtype, threads,
        _exit_args(early_exit, layers[-1].size))
+    for total, c in zip(state.counts, ch.counts):
+        total += c
+    state.pred[...] = xp.argmax(state.evidence, axis=1)
     return ch
 
 
@@ -298,18 +320,17 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
             chunk = chunk_samples(per, free, max(B, 1))
     klayers = _kernel_layers(xp, layers, dtype)
     ptr_h = np.asarray(ptr.get() if hasattr(ptr, "get") else ptr, dtype=np.int64)  # chunk offsets, on the host
-    outs, accs, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
-    exits, confs, conf_recs = [], [], []
+    outs, preds, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
+    confs, conf_recs = [], []
     for b0 in range(0, B, chunk):
         b1 = min(B, b0 + chunk)
         e0, e1 = int(ptr_h[b0 * T]), int(ptr_h[b1 * T])
         ch = launch(launcher, sig, klayers, layers[0].n_in, xp.asarray(ptr[b0 * T:b1 * T + 1], dtype=np.int64) - e0,
                     idx[e0:e1], val[e0:e1], T, steps[b0:b1], dtype, record, early_exit=early_exit, threads=threads)
         outs.append(ch.out)
-        accs.append(ch.acc)
-        dones.append(ch.done)
-        exits.append(ch.exited)
-        confs.append(ch.conf)
+        preds.append(ch.state.pred)
+        dones.append(ch.state.steps)
+        confs.append(ch.state.confidence)
         conf_recs.append(ch.conf_rec)
         for i in range(len(layers)):
             counts[i].append(ch.counts[i])
@@ -322,14 +343,75 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
         empty = torch.zeros((T, 0, C), dtype=torch.float32 if dtype == np.float32 else torch.float64)
         return NetworkResult(out=empty, counts=[torch.zeros(0, dtype=torch.int64) for _ in layers],
                              steps=torch.zeros(0, dtype=torch.int64), records=[], pred=torch.zeros(0, dtype=torch.int64))
-    acc = cat(accs, 0)
     ee = early_exit is not None
     return NetworkResult(out=tt(cat(outs, 1)), counts=[tt(cat(c, 0)) for c in counts], steps=tt(cat(dones, 0)),
-                         records=[tt(cat(r, 1)) for r in records] if record else [],
-                         pred=tt(xp.argmax(acc, axis=1).astype(np.int64)),
+                         records=[tt(cat(r, 1)) for r in records] if record else [], pred=tt(cat(preds, 0)),
                          confidence=tt(cat(confs, 0)) if ee else None,
                          confidence_trace=tt(cat(conf_recs, 1)) if (ee and record) else None)
 
 
-__all__ = ["THREADS", "MEMORY_SHARE", "Chunk", "KernelLayer", "array_module", "chunk_samples", "gpu_signature", "launch",
+class GpuNetworkStream(Stream):
+    """``Network.stream(B, device="cuda")``: online inference of B samples fed in chunks, each
+    sample's state (neuron states, outputs, delay rings, evidence, steps run, exit) kept on the
+    GPU between chunks; the chunks give the whole run's outputs, as ``core.stream.NetworkStream``
+    does on the CPU, with the same ``StreamChunk`` results (CUDA tensors).  Exited and ended
+    samples get no thread block.  ``launcher='host'`` runs the kernel's host build (tests)."""
+
+    def __init__(self, net: Network, batch: int, *, lengths: PerSample = None, early_exit: EarlyExit | None = None,
+                 record: bool = False, launcher: str = "cuda", threads: int = THREADS) -> None:
+        check_early_exit(early_exit, net.layers[-1].size)
+        self.net, self.early_exit, self.record = net, early_exit, bool(record)
+        self.launcher, self.threads = launcher, threads
+        self._xp, _ = array_module(launcher)
+        self._sig = gpu_signature(net.layers)
+        self._klayers = _kernel_layers(self._xp, net.layers, net.dtype)
+        super().__init__(batch, lengths, lambda b: fresh_state(self._xp, self._klayers, b, net.dtype))
+
+    def _host(self, a) -> np.ndarray:
+        return a.get() if self._xp is not np else a
+
+    def _torch(self, a) -> torch.Tensor:
+        return torch.from_numpy(a) if self._xp is np else torch.from_dlpack(a)
+
+    @property
+    def done(self) -> torch.Tensor:
+        """[B] bool: samples that run no more steps (exited, or their stream has ended)."""
+        return torch.from_numpy((self._host(self._state.exited) != 0) | self.clock.ended)
+
+    def step(self, x: torch.Tensor | np.ndarray | Events, steps: PerSample = None) -> StreamChunk:
+        """Run the next t steps: x dense [t, B, N_in] (or one step [B, N_in]) or ``Events`` (T = t);
+        steps as for ``NetworkStream.step``."""
+        net, st, xp = self.net, self._state, self._xp
+        B = self.batch
+        t = chunk_length(x, B, net.in_features)
+        if not isinstance(x, Events):
+            a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+            if a.dtype.kind not in "fiub":
+                raise ShapeError(f"a chunk must hold numbers, got {a.dtype}")
+            frames = np.ascontiguousarray(a.reshape(t, B, -1), dtype=net.dtype)
+            if not finite(frames):
+                raise ShapeError("the chunk has NaN or inf values")
+            x = Events.from_dense(torch.from_numpy(frames))
+        before = self._host(st.steps).copy()
+        exited = self._host(st.exited) != 0
+        n = self.clock.chunk_steps(t, steps, before)
+        n[exited] = 0
+        ee = self.early_exit
+        need = int((before + n).max(initial=0))
+        scales = scales_table(max(64, 1 << max(need - 1, 0).bit_length()), ee.gamma if ee is not None else 1.0)
+        ch = launch(self.launcher, self._sig, self._klayers, net.in_features, x.ptr, x.idx, x.val, t, n, net.dtype,
+                    self.record, early_exit=ee, threads=self.threads, state=st,
+                    rows=xp.asarray(np.flatnonzero(n > 0)), scales=xp.asarray(scales))
+        tt, now = self._torch, self._host(st.exited) != 0
+        return StreamChunk(
+            out=tt(ch.out), counts=[tt(c) for c in ch.counts], steps=tt(st.steps - xp.asarray(before)),
+            records=[tt(r) for r in ch.records] if self.record else [], pred=tt(st.pred.copy()),
+            confidence=tt(st.confidence.copy()) if ee is not None else None,
+            confidence_trace=tt(ch.conf_rec) if (self.record and ee is not None) else None,
+            total_steps=tt(st.steps.copy()), total_counts=[tt(c.copy()) for c in st.counts],
+            exited=torch.from_numpy(now), new_exits=torch.from_numpy(now & ~exited),
+            ended=torch.from_numpy(self.clock.ended.copy()))
+
+
+__all__ = ["THREADS", "GpuNetworkStream", "MEMORY_SHARE", "Chunk", "KernelLayer", "array_module", "chunk_samples", "gpu_signature", "launch",
            "network_source", "result_bytes", "run_batch", "sample_bytes"]

@@ -218,12 +218,19 @@ class Network:
         return self._launch(event_input(ptr, idx, val, self.dtype), T, steps, record, early_exit)
 
     def stream(self, batch: int, *, lengths: PerSample = None, early_exit: EarlyExit | None = None,
-               record: bool = False) -> NetworkStream:
+               record: bool = False, device: str = "cpu") -> NetworkStream:
         """Online inference on ``batch`` samples fed in chunks: ``s = net.stream(B)``, then
         ``s.step(chunk)`` per chunk of input (dense [t, B, N_in] or ``Events``) returns that
         chunk's ``StreamChunk``; the chunks of a stream give, to the bit, ``run`` on the whole
         input.  lengths: total steps per sample when known (else each ends with a chunk that
-        gives it fewer than t steps); early_exit, record: as for ``run``.  See ``core.stream``."""
+        gives it fewer than t steps); early_exit, record: as for ``run``.  See ``core.stream``.
+        device 'cuda': the samples' state stays on the GPU (``core.gpu.GpuNetworkStream``)."""
+        kind = str(device).split(":")[0]
+        if kind == "cuda":
+            from .gpu import GpuNetworkStream
+            return GpuNetworkStream(self, batch, lengths=lengths, early_exit=early_exit, record=record)
+        if kind != "cpu":
+            raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
         return NetworkStream(self, batch, lengths=lengths, early_exit=early_exit, record=record)
 
     def _launch(self, inputs: tuple, T: int, steps: np.ndarray, record: bool,

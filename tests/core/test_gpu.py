@@ -311,3 +311,46 @@ def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitizer_flags):
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
     r = _build_and_run(tmp_path, sanitizer_flags, "conv", shrink="ca1")  # a convolution's sums one element short
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
+
+
+@needs_cxx
+@pytest.mark.parametrize("kind", ["delays", "conv"])
+@pytest.mark.parametrize("chunk", [1, 7, 25])
+def test_gpu_stream_in_chunks_equals_the_whole_run(kind, chunk):
+    """``GpuNetworkStream`` (its host build): chunks of 1, 7 and T steps, early exit deciding as
+    the stream goes, give the CPU core's whole run to the bit; a reset slot starts over."""
+    from neurodyn.core.gpu import GpuNetworkStream
+    from neurodyn.core import StreamChunk
+    if kind == "conv":
+        net, ev = _conv_net("stack", torch.float32)
+    else:
+        net, ev = _net(kind, torch.float32), _events(torch.float32, T=25, B=5, seed=3)
+    x = ev.to_dense()
+    lengths = torch.tensor([25, 3, 0, 19, 25])
+    trace = net.run(x, steps=lengths, record=True, early_exit=EarlyExit(1.0, "margin")).confidence_trace
+    vals = torch.unique(trace[trace > 0])
+    ee = EarlyExit(float(vals[len(vals) // 2] + vals[len(vals) // 2 + 1]) / 2, "margin", min_steps=2)
+    whole = net.run(x, steps=lengths, record=True, early_exit=ee)
+    s = GpuNetworkStream(net, 5, lengths=lengths, early_exit=ee, record=True, launcher="host", threads=32)
+    parts = [s.step(x[i:i + chunk] if i % 2 == 0 else Events.from_dense(x[i:i + chunk])) for i in range(0, 25, chunk)]
+    j = StreamChunk.join(parts)
+    assert torch.equal(j.out, whole.out) and torch.equal(j.steps, whole.steps) and torch.equal(j.pred, whole.pred)
+    assert torch.equal(j.confidence, whole.confidence) and torch.equal(j.confidence_trace, whole.confidence_trace)
+    for a, b in zip(j.records, whole.records):
+        assert torch.equal(a, b)
+    for a, b in zip(parts[-1].total_counts, whole.counts):
+        assert torch.equal(a, b)
+    assert bool(s.done.all())
+    s.reset(0, lengths=25)  # slot 0 starts a new sample: the same input gives the same run
+    again = s.step(x)
+    assert torch.equal(again.out[:, 0], whole.out[:, 0]) and torch.equal(again.steps[1:], torch.zeros(4, dtype=torch.int64))
+
+
+@pytest.mark.skipif(not _gpu(), reason="no usable GPU backend here: cupy and a CUDA device are needed")
+def test_cupy_stream_equals_the_numba_core_on_gpu():
+    net = _net("delays", torch.float32)
+    x = _events(torch.float32, T=25, B=5, seed=3).to_dense()
+    whole = net.run(x)
+    s = net.stream(5, device="cuda")
+    out = torch.cat([s.step(x[i:i + 7]).out.cpu() for i in range(0, 25, 7)])
+    assert torch.equal(out, whole.out)
