@@ -37,6 +37,6 @@ def test_short_sequences_and_one_tap():
         torch.testing.assert_close(delay_conv1d(x, kern), delay_conv_torch(x, kern), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the cuDNN path is checked on CPU tensors")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no usable GPU backend here: a CUDA device is needed (the conv1d path is checked on CPU tensors above)")
 def test_conv1d_equals_shift_and_add_on_gpu():
     _check("cuda")
