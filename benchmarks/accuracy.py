@@ -26,7 +26,7 @@ RECIPES: dict[str, list[tuple[str, str]]] = {
             ("shd_rsnn.toml", "recurrent LIF (Cramer et al. 2022)"),
             ("shd_radlif.toml", "recurrent adaptive LIF (Bittar & Garner 2022)"),
             ("shd_delays.toml", "learnable delays (Hammouamri et al. 2023)")],
-    "N-MNIST": [("nmnist_mlp.toml", "feed-forward LIF")],
+    "N-MNIST": [("nmnist_mlp.toml", "feed-forward LIF"), ("nmnist_conv.toml", "convolutional LIF (12c5-p2-32c5-p2)")],
 }
 # The sizes the recipes run at on the sample data (a few hundred samples, 2 CPU cores): 20 ms steps
 # over 140 pooled channels, the augmentations of the recipes, more epochs over the small sets.
@@ -39,7 +39,7 @@ SAMPLE_SIZES: dict[str, list[str]] = {
                         "train.batch_size=32", "train.early_stopping=20"],
     # 20 ms steps; time constants of 40 ms = 2 steps (the recipe has 10.05 ms, one step of its 10 ms
     # bins: a one-step memory learned the speech sample poorly at 20 ms)
-    "shd_delays.toml": ["data.channel_pool=5", "data.bin_us=20000", "model.max_delay_ms=240.0", "model.tau_mem=40.0",
+    "shd_delays.toml": [*_SAMPLE_SHD, "model.max_delay_ms=240.0", "model.tau_mem=40.0",
                         "model.tau_out=40.0", "model.hidden=[128,128]", "model.dropout=0.2", "model.delay_lr_scale=20.0",
                         "train.epochs=30", "model.sigma_decay_epochs=8", "train.batch_size=32", "train.lr=0.01"],
 }
@@ -62,7 +62,7 @@ def run_one(path: Path, config: Path | None, epochs: int | None, out: Path, size
     row = {"data": kind, "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
            "config": config.name if config else "defaults", "recipe": source or "-",
            "sizes": " ".join(sizes) or "as written",
-           "model": f"{cfg.model.get('kind')} {cfg.model.get('hidden')}",
+           "model": f"{cfg.model.get('kind')} {cfg.model.get('hidden', cfg.model.get('channels'))}",
            "epochs": len(h["epoch"]), "test_accuracy": m["test_accuracy"],
            "val_accuracy": m.get("val_accuracy", float("nan")), "best_test_accuracy": max(h["test_acc"]),
            "train_accuracy": m.get("train_accuracy", h["train_acc"][-1]), "chance": 1.0 / m["n_classes"],
