@@ -91,6 +91,7 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
 
     lengths [B]: steps per sample (default T).  chunk: steps per batched call.  compact:
     drop finished samples between chunks (False keeps computing them, results unchanged).
+    Runs on x's device (the model's); the results are there too.
     """
     if not isinstance(early_exit, EarlyExit):
         raise ConfigError(f"early_exit must be an EarlyExit, got {type(early_exit).__name__}")
@@ -99,18 +100,19 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
     if not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(f"chunk must be a positive number of steps, got {chunk!r}")
     T, B = x.shape[:2]
-    lengths = torch.full((B,), T, dtype=torch.int64) if lengths is None else lengths.to(torch.int64)
+    dev = x.device  # every table on the input's device: the loop runs where the model runs
+    lengths = torch.full((B,), T, dtype=torch.int64, device=dev) if lengths is None else lengths.to(dev, torch.int64)
     if lengths.shape != (B,) or bool((lengths < 0).any()) or bool((lengths > T).any()):
         raise ShapeError(f"lengths must be [{B}] integers in [0, {T}]")
     if model.training:
         raise ConfigError("call model.eval() before early-exit inference (dropout would differ per chunk)")
     mods = _modules(model)
-    scales = evidence_scales(T, early_exit.gamma)
+    scales = evidence_scales(T, early_exit.gamma).to(dev)
     steps = lengths.clone()
-    pred = torch.zeros(B, dtype=torch.int64)
-    conf = torch.zeros(B, dtype=torch.float64)
+    pred = torch.zeros(B, dtype=torch.int64, device=dev)
+    conf = torch.zeros(B, dtype=torch.float64, device=dev)
     alive = torch.nonzero(lengths > 0).squeeze(1)  # batch rows still running (indices into B)
-    rows = torch.arange(B) if not compact else alive  # rows the network computes
+    rows = torch.arange(B, device=dev) if not compact else alive  # rows the network computes
     states: list = [None] * len(mods)
     acc: torch.Tensor | None = None  # float64 running readout sum of `rows`
     done = lengths == 0
@@ -127,7 +129,7 @@ def run_dense_early_exit(model: nn.Module, x: torch.Tensor, early_exit: EarlyExi
         if acc is not None:
             cs = cs + acc[None]
         acc = cs[-1]
-        tt = torch.arange(t0, t1)[:, None]
+        tt = torch.arange(t0, t1, device=dev)[:, None]
         z = cs / scales[t0:t1, None, None]
         c = confidence(z, early_exit.measure)
         L = lengths[rows][None, :]
