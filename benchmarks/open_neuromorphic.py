@@ -16,7 +16,6 @@ import argparse
 import time
 
 import torch
-from torch import nn
 
 from . import lif_models as lm
 from .common import _sync, describe_device, devices_to_run, peak_memory_mb, set_threads, timeit, tiny, write_table

@@ -31,7 +31,7 @@ from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
 from .result import NetworkResult
 from .events import Events
 from .result import StreamChunk
-from .stream import NetworkState, PerSample, Stream, check_early_exit, chunk_length, finite, scales_table
+from .stream import NetworkState, PerSample, Stream, check_early_exit, chunk_frames, chunk_length, scales_table
 
 if TYPE_CHECKING:
     from .network import Layer, Network
@@ -385,13 +385,7 @@ class GpuNetworkStream(Stream):
         B = self.batch
         t = chunk_length(x, B, net.in_features)
         if not isinstance(x, Events):
-            a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-            if a.dtype.kind not in "fiub":
-                raise ShapeError(f"a chunk must hold numbers, got {a.dtype}")
-            frames = np.ascontiguousarray(a.reshape(t, B, -1), dtype=net.dtype)
-            if not finite(frames):
-                raise ShapeError("the chunk has NaN or inf values")
-            x = Events.from_dense(torch.from_numpy(frames))
+            x = Events.from_dense(torch.from_numpy(chunk_frames(x, t, B, net.dtype)))
         before = self._host(st.steps).copy()
         exited = self._host(st.exited) != 0
         n = self.clock.chunk_steps(t, steps, before)

@@ -288,6 +288,18 @@ def chunk_length(x: torch.Tensor | np.ndarray | Events, B: int, n_in: int) -> in
     return shape[0]
 
 
+def chunk_frames(x: torch.Tensor | np.ndarray, t: int, B: int, dtype: np.dtype) -> np.ndarray:
+    """A dense chunk (torch or numpy, [t, B, N_in] or one step [B, N_in]) as C-contiguous frames
+    [t, B, N_in] in ``dtype``; ShapeError for non-numbers, NaN or inf."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.dtype.kind not in "fiub":
+        raise ShapeError(f"a chunk must hold numbers, got {a.dtype}")
+    frames = np.ascontiguousarray(a.reshape(t, B, -1), dtype=dtype)
+    if not finite(frames):
+        raise ShapeError("the chunk has NaN or inf values")
+    return frames
+
+
 class Stream:
     """What the streams of the event core and of the integer simulator share: each sample's
     clock (``StreamClock``), its state (a ``SampleState`` [B, ...]) and a fresh state to restart
@@ -349,13 +361,7 @@ class NetworkStream(Stream):
         if isinstance(x, Events):
             inputs = event_input(x.ptr, x.idx, x.val, net.dtype)
         else:
-            a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-            if a.dtype.kind not in "fiub":
-                raise ShapeError(f"a chunk must hold numbers, got {a.dtype}")
-            frames = np.ascontiguousarray(a.reshape(t, B, -1), dtype=net.dtype)
-            if not finite(frames):
-                raise ShapeError("the chunk has NaN or inf values")
-            inputs = dense_input(frames)
+            inputs = dense_input(chunk_frames(x, t, B, net.dtype))
         before, exited = st.steps.copy(), st.exited.copy()
         n = self.clock.chunk_steps(t, steps, before)
         n[exited] = 0
@@ -376,4 +382,4 @@ class NetworkStream(Stream):
 
 
 __all__ = ["NetworkState", "NetworkStream", "SampleState", "Stream", "StreamClock", "launch", "layer_args",
-           "scales_table", "dense_input", "event_input", "chunk_length", "check_early_exit", "finite"]
+           "scales_table", "dense_input", "event_input", "chunk_frames", "chunk_length", "check_early_exit", "finite"]

@@ -12,7 +12,6 @@ itself trained) is dense, K matrix products.
 from __future__ import annotations
 
 import numba
-import numpy as np
 import torch
 from numba import prange
 

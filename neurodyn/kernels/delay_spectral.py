@@ -18,7 +18,6 @@ import functools
 import math
 
 import numba
-import numpy as np
 import torch
 from numba import prange
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import neurodyn.nn as ndn
-from neurodyn.core import Conv, Pool, StreamChunk
+from neurodyn.core import Conv, Pool
 from neurodyn.errors import ConfigError
 from neurodyn.export import LOIHI, QuantizedLayer, QuantizedNetwork, quantize, simulate, simulate_reference
 from neurodyn.neurons import LIF
