@@ -354,3 +354,14 @@ def test_cupy_stream_equals_the_numba_core_on_gpu():
     s = net.stream(5, device="cuda")
     out = torch.cat([s.step(x[i:i + 7]).out.cpu() for i in range(0, 25, 7)])
     assert torch.equal(out, whole.out)
+
+
+@needs_cxx
+def test_gpu_stream_refuses_bad_chunks_by_name():
+    from neurodyn.core.gpu import GpuNetworkStream
+    from neurodyn.errors import ShapeError
+    s = GpuNetworkStream(_net("lif", torch.float32), 3, launcher="host")
+    with pytest.raises(ShapeError, match="NaN or inf"):
+        s.step(torch.full((2, 3, N_IN), float("nan")))
+    with pytest.raises(ShapeError, match="the stream has a batch of 3"):
+        s.step(torch.zeros(2, 4, N_IN))
