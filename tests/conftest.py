@@ -35,7 +35,7 @@ def no_cupy(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sanitizer_flags():
     """Flags of a host C++ build with AddressSanitizer and UBSan that stops on the first error;
     skips the test when there is no compiler or it cannot link them."""
