@@ -31,7 +31,8 @@ from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
 from .result import NetworkResult
 from .events import Events
 from .result import StreamChunk
-from .stream import NetworkState, PerSample, Stream, check_early_exit, chunk_frames, chunk_length, scales_table
+from .stream import (NetworkState, PerSample, Stream, check_early_exit, chunk_frames, chunk_length, exit_args,
+                     layer_signature, scales_table, stream_scales)
 
 if TYPE_CHECKING:
     from .network import Layer, Network
@@ -41,9 +42,9 @@ MEMORY_SHARE = 0.5  # of the free device memory, for one chunk's arrays
 
 
 def gpu_signature(layers: list[Layer]) -> Signature:
-    """The kernel signature of a network: per layer (model, recurrent, delayed, conv, pooled)."""
-    return tuple((l.model, l.recurrent is not None, l.delays is not None, l.conv is not None, l.pool is not None)
-                 for l in layers)
+    """The kernel signature of a network: per layer (model, recurrent, delayed, conv, pooled), as
+    the Numba kernel's (``stream.layer_signature``)."""
+    return layer_signature(layers)
 
 
 def sample_bytes(layers: list[Layer], T: int, events_per_sample: float, itemsize: int, record: bool) -> int:
@@ -220,13 +221,6 @@ def _cupy_module(signature: Signature):
     return require_cupy().RawModule(code=network_source(signature), options=NVRTC_OPTIONS)
 
 
-def _exit_args(ee: EarlyExit | None, n_out: int) -> tuple[int, float, int, float]:
-    """(exit code, threshold, min_steps, log C) of the kernel; code 0: no early exit."""
-    if ee is None:
-        return 0, 1.0, 1, float(np.log(max(n_out, 2)))
-    return ee.code, float(ee.threshold), int(ee.min_steps), float(np.log(max(n_out, 2)))
-
-
 def _launch_host(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int, sizes: list[int],
                  dtype: np.dtype, threads: int, exit_args: tuple) -> None:
     fn = getattr(_host_library(signature), f"run_{'f32' if dtype == np.float32 else 'f64'}_host")
@@ -282,7 +276,7 @@ def launch(launcher: str, signature: Signature, layers: list[KernelLayer], n_in:
     rows = xp.arange(B, dtype=np.int64) if rows is None else rows
     ch = _chunk_arrays(xp, layers, state, rows, ptr, idx, val, T, steps, dtype, record, keep, scales)
     fn(signature, ch, (int(record), int(keep)), T, _sizes(n_in, layers), dtype, threads,
-       _exit_args(early_exit, layers[-1].size))
+       exit_args(early_exit, layers[-1].size))
     for total, c in zip(state.counts, ch.counts):
         total += c
     state.pred[...] = xp.argmax(state.evidence, axis=1)
@@ -391,8 +385,7 @@ class GpuNetworkStream(Stream):
         n = self.clock.chunk_steps(t, steps, before)
         n[exited] = 0
         ee = self.early_exit
-        need = int((before + n).max(initial=0))
-        scales = scales_table(max(64, 1 << max(need - 1, 0).bit_length()), ee.gamma if ee is not None else 1.0)
+        scales = stream_scales(int((before + n).max(initial=0)), ee)
         ch = launch(self.launcher, self._sig, self._klayers, net.in_features, x.ptr, x.idx, x.val, t, n, net.dtype,
                     self.record, early_exit=ee, threads=self.threads, state=st,
                     rows=xp.asarray(np.flatnonzero(n > 0)), scales=xp.asarray(scales))

@@ -30,6 +30,7 @@ from ..kernels.delay_buffer import ring_offsets
 from ..kernels.dispatch import step_counts
 from ..kernels.event_scan import bits
 from ..kernels.sparse_conv import conv_args
+from ..neurons.base import NeuronModel
 from .confidence import EarlyExit, evidence_scales
 from .engine import network_kernel
 from .events import Events
@@ -163,6 +164,27 @@ def layer_args(layers: Sequence[Layer]) -> list[list]:
     return out
 
 
+def layer_signature(layers: Sequence[Layer]) -> tuple[tuple[NeuronModel, bool, bool, bool, bool], ...]:
+    """Per layer (model, recurrent, delayed, conv, pooled): what the network kernels are generated for."""
+    return tuple((l.model, l.recurrent is not None, l.delays is not None, l.conv is not None, l.pool is not None)
+                 for l in layers)
+
+
+def exit_args(early_exit: EarlyExit | None, n_out: int) -> tuple[int, float, int, float]:
+    """The network kernels' early-exit arguments: (measure code, 0 for none; threshold; min_steps; log C)."""
+    log_n = float(np.log(max(n_out, 2)))
+    if early_exit is None:
+        return 0, 1.0, 1, log_n
+    return early_exit.code, float(early_exit.threshold), int(early_exit.min_steps), log_n
+
+
+def stream_scales(need: int, early_exit: EarlyExit | None) -> np.ndarray:
+    """The evidence divisors a stream needs for ``need`` global steps, in a table of a power of
+    two entries (>= 64), so that chunks rarely build a new one."""
+    return scales_table(max(64, 1 << max(need - 1, 0).bit_length()),
+                        early_exit.gamma if early_exit is not None else 1.0)
+
+
 def launch(layers: Sequence[Layer], dtype: np.dtype, consts: list[list], state: NetworkState, inputs: tuple,
            T: int, steps: np.ndarray, rows: np.ndarray, record: bool, early_exit: EarlyExit | None,
            scales: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -173,9 +195,7 @@ def launch(layers: Sequence[Layer], dtype: np.dtype, consts: list[list], state: 
     """
     B = steps.shape[0]
     n_out = layers[-1].size
-    sig = tuple((l.model, l.recurrent is not None, l.delays is not None, l.conv is not None, l.pool is not None)
-                for l in layers)
-    kern = network_kernel(sig, dtype.name)
+    kern = network_kernel(layer_signature(layers), dtype.name)
     dummy = np.zeros((1, 1, 1), dtype=dtype)
     args: list = [rows, *inputs, T, steps]
     recs, cnts = [], []
@@ -188,8 +208,8 @@ def launch(layers: Sequence[Layer], dtype: np.dtype, consts: list[list], state: 
     out = np.zeros((T, B, n_out), dtype=dtype)
     ee = early_exit
     conf_rec = np.zeros((T, B) if (record and ee is not None) else (1, 1), dtype=np.float64)
-    args += [record, out, ee.code if ee is not None else 0, float(ee.threshold) if ee is not None else 1.0,
-             ee.min_steps if ee is not None else 1, scales, float(np.log(max(n_out, 2))), state.evidence,
+    code, threshold, min_steps, log_n = exit_args(ee, n_out)
+    args += [record, out, code, threshold, min_steps, scales, log_n, state.evidence,
              state.steps, state.exited, state.pred, state.confidence, conf_rec]
     kern.run_network(*args)
     for total, c in zip(state.counts, cnts):
@@ -367,8 +387,7 @@ class NetworkStream(Stream):
         n[exited] = 0
         rows = np.flatnonzero(n > 0)
         ee = self.early_exit
-        need = int((before + n).max(initial=0))
-        scales = scales_table(max(64, 1 << max(need - 1, 0).bit_length()), ee.gamma if ee is not None else 1.0)
+        scales = stream_scales(int((before + n).max(initial=0)), ee)
         out, cnts, recs, conf_rec = launch(net.layers, net.dtype, self._consts, st, inputs, t, n, rows,
                                            self.record, ee, scales)
         tt = torch.from_numpy
@@ -381,5 +400,6 @@ class NetworkStream(Stream):
             exited=tt(st.exited.copy()), new_exits=tt(st.exited & ~exited), ended=tt(self.clock.ended.copy()))
 
 
-__all__ = ["NetworkState", "NetworkStream", "SampleState", "Stream", "StreamClock", "launch", "layer_args",
+__all__ = ["NetworkState", "NetworkStream", "SampleState", "Stream", "StreamClock", "exit_args", "launch", "layer_args",
+           "layer_signature", "stream_scales",
            "scales_table", "dense_input", "event_input", "chunk_frames", "chunk_length", "check_early_exit", "finite"]
