@@ -86,7 +86,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool, bool, 
     ]
     ind = " " * 8
     for li_, (m, rec, dl, cv, pl) in enumerate(signature):
-        # (geometry: pg = event_pool.pool_geometry, cg = [C, H, W, Co, Ho, Wo, sh, sw, ph, pw])
+        # (geometry: pg = event_pool.pool_geometry, cg = sparse_conv.conv_args: [C, H, W, Co, Ho, Wo, sh, sw, ph, pw, ...])
         N = f"cg{li_}[3] * cg{li_}[4] * cg{li_}[5]" if cv else f"W{li_}.shape[1]"
         body.append(f"{ind}N{li_} = {N}")
         if cv:  # this sample's channels-last sums of one frame (sparse_conv), zeroed after each step

@@ -27,6 +27,7 @@ from ..errors import BackendUnavailableError, ConfigError
 from ..kernels.delay_buffer import ring_offsets
 from ..kernels.cuda_network import Signature, render_network_cuda
 from ..kernels.py_cxx import to_cxx
+from ..kernels.sparse_conv import conv_args
 from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
 from .result import NetworkResult
 from .events import Events
@@ -88,7 +89,7 @@ def chunk_samples(per_sample: int, free_bytes: int, batch: int, share: float = M
 @dataclass
 class KernelLayer:
     """What a launch needs of one layer (numpy or CuPy arrays): weights [K, N] (a convolution's
-    kernel [Co, C, kh, kw]) and bias, the constants after them in the kernel's order (recurrent
+    flipped taps, ``sparse_conv.conv_args``) and bias, the constants after them in the kernel's order (recurrent
     weights, ring offsets, coefficients [N]), its size N, initial state per state variable ([N]),
     ring slots (delayed layers), the pooling geometry and pooled size (pooled layers) and the
     convolution geometry (convolutional layers)."""
@@ -177,16 +178,14 @@ def _kernel_layers(xp, layers: list[Layer], dtype: np.dtype) -> list[KernelLayer
             tail.append(xp.asarray(ring_offsets(l.delays)[0].astype(np.int64)))
         tail += [xp.asarray(np.ascontiguousarray(v, dtype)) for v in l.coefs]
         pool = None if l.pool is None else (xp.asarray(l.pool.geometry()), int(np.prod(l.pool.out_shape)))
+        weight, bias = np.asarray(l.weight, dtype), np.asarray(l.bias, dtype)
         conv = None
-        if l.conv is not None:
-            Co, C, kh, kw = l.weight.shape
-            _, Ho, Wo = l.conv.out_shape(l.weight.shape)
-            conv = xp.asarray(np.array([*l.conv.shape, Co, Ho, Wo, *l.conv.stride, *l.conv.padding, kh, kw],
-                                       dtype=np.int64))
-        out.append(KernelLayer(xp.asarray(np.ascontiguousarray(l.weight, dtype)),
-                               xp.asarray(np.ascontiguousarray(l.bias, dtype)), tail, l.size,
-                               [np.asarray(i, dtype) for i in l.init], _slots(l) if l.delays is not None else None,
-                               pool, conv))
+        if l.conv is not None:  # the same arrays as the Numba kernel's (sparse_conv.conv_args)
+            weight, bias, conv = conv_args(weight, bias, l.conv.shape, l.conv.stride, l.conv.padding)
+            conv = xp.asarray(conv)
+        out.append(KernelLayer(xp.asarray(np.ascontiguousarray(weight)), xp.asarray(np.ascontiguousarray(bias)), tail,
+                               l.size, [np.asarray(i, dtype) for i in l.init],
+                               _slots(l) if l.delays is not None else None, pool, conv))
     return out
 
 

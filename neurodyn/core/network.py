@@ -16,6 +16,7 @@ from .confidence import EarlyExit
 from ..neurons.base import NeuronModel
 from ..kernels.dispatch import step_counts
 from ..kernels.event_pool import pool_geometry
+from ..kernels.sparse_conv import out_size
 from .events import Events, dense_to_events
 from .result import NetworkResult
 from .stream import (NetworkState, NetworkStream, PerSample, check_early_exit, dense_input, event_input, launch,
@@ -50,8 +51,8 @@ class Pool:
     @property
     def out_shape(self) -> tuple[int, int, int]:
         C, H, W = self.shape
-        return (C, (H + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1,
-                (W + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1)
+        return (C, out_size(H, self.kernel[0], self.stride[0], self.padding[0]),
+                out_size(W, self.kernel[1], self.stride[1], self.padding[1]))
 
     def geometry(self) -> np.ndarray:
         """The kernels' int64 geometry array (``kernels.event_pool.pool_geometry``)."""
@@ -80,8 +81,7 @@ class Conv:
     def out_shape(self, weight_shape: tuple[int, ...]) -> tuple[int, int, int]:
         Co, C, kh, kw = weight_shape
         _, H, W = self.shape
-        return (Co, (H + 2 * self.padding[0] - kh) // self.stride[0] + 1,
-                (W + 2 * self.padding[1] - kw) // self.stride[1] + 1)
+        return (Co, out_size(H, kh, self.stride[0], self.padding[0]), out_size(W, kw, self.stride[1], self.padding[1]))
 
 
 @dataclass

@@ -42,8 +42,9 @@ def kernel_args(signature: Signature) -> list[tuple[str, str]]:
     b*T + t); steps [B] steps each sample runs in this call; done [B] steps run so far (+=
     steps); per layer l: pooled (pg{l} ``event_pool.pool_geometry``, the pooled frame pb{l}
     [B, P], its nonzero cells qi{l} / qv{l} [B, P] and their count qn{l} [B]); W{l} [K, N] (a
-    convolution: the kernel [Co, C, kh, kw]), b{l} [N] ([Co]), conv geometry cg{l} [C, H, W, Co,
-    Ho, Wo, sh, sw, ph, pw, kh, kw] and sums ca{l} [B, N]; R{l} [N, N] (recurrent), off{l} [K, N] ring
+    convolution: its flipped channels-last taps [C, kh, kw * Co] and geometry cg{l} [C, H, W, Co,
+    Ho, Wo, sh, sw, ph, pw, kh, kw], both as ``sparse_conv.conv_args`` gives them), b{l} [N] ([Co]),
+    the convolution's sums ca{l} [B, N]; R{l} [N, N] (recurrent), off{l} [K, N] ring
     offsets D * N + j (delayed: ``delay_buffer.ring_offsets``), c{l}_* [N], st{l}_* [B, N] and
     o{l} [B, N] (state and last outputs, in and out), rg{l} [B, 2 S N] (delayed: the ring of
     future currents, in and out), li{l} [B, N] / lv{l} [B, N] /
@@ -325,11 +326,11 @@ def _conv_sums(l: int, src) -> list[str]:
         "            const ndi u = y + ph - i * sh;",
         "            if (u < 0 || u >= kh) continue;",
         f"            const scalar_t a = {a};",
-        f"            const scalar_t* wr = W{l} + ((co * C + c) * kh + u) * kw;",
+        f"            const scalar_t* wr = W{l} + (c * kh + u) * kw * Co;  // taps of row u, flipped, channels last",
         "            for (ndi v = 0; v < kw; ++v) {",
         "                const ndi xs = xx + pw - v;",
         "                if (xs < 0 || xs % sw != 0 || xs / sw >= Wo) continue;",
-        "                row[xs / sw] += a * wr[v];",
+        "                row[xs / sw] += a * wr[(kw - 1 - v) * Co + co];",
         "            }",
         "        }",
         "        for (ndi jj = 0; jj < Wo; ++jj) {",

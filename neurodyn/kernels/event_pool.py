@@ -14,13 +14,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .sparse_conv import out_size
+
 
 def pool_geometry(shape: tuple[int, int, int], kernel: tuple[int, int], stride: tuple[int, int],
                   padding: tuple[int, int], divide: bool) -> np.ndarray:
     """The kernels' int64 geometry array of a pooling of [C, H, W] frames (see the module docstring)."""
     C, H, W = shape
-    Ho = (H + 2 * padding[0] - kernel[0]) // stride[0] + 1
-    Wo = (W + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    Ho, Wo = out_size(H, kernel[0], stride[0], padding[0]), out_size(W, kernel[1], stride[1], padding[1])
     return np.array([C, H, W, *kernel, *stride, *padding, Ho, Wo, int(divide)], dtype=np.int64)
 
 

@@ -220,12 +220,11 @@ class EventConv2dFn(torch.autograd.Function):
         Co, _, kh, kw = weight.shape
         Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
         dt = weight.dtype
-        wf = weight.detach().flip(3).permute(1, 2, 3, 0).contiguous().reshape(C, kh, kw * Co)
         b = bias.detach().contiguous() if bias is not None else torch.zeros(Co, dtype=dt)
+        wf, bn, _ = conv_args(weight.detach().numpy(), b.numpy(), (C, H, W), (sh, sw), (ph, pw))
         out = torch.empty((T, B, Co, Ho, Wo), dtype=dt)
         bounds = _frame_chunks(T * B)
-        _conv_forward(*csr, T, B, H, W, wf.numpy(), b.numpy(), Ho, Wo, sh, sw, ph, pw,
-                      out.view(T * B, Co * Ho * Wo).numpy(), bounds)
+        _conv_forward(*csr, T, B, H, W, wf, bn, Ho, Wo, sh, sw, ph, pw, out.view(T * B, Co * Ho * Wo).numpy(), bounds)
         ctx.geom, ctx.csr, ctx.has_bias = geom, csr, bias is not None
         ctx.save_for_backward(weight)
         return out
@@ -255,14 +254,15 @@ class EventConv2dFn(torch.autograd.Function):
 
 def conv_args(weight: np.ndarray, bias: np.ndarray, shape: tuple[int, int, int], stride: tuple[int, int],
               padding: tuple[int, int]) -> list[np.ndarray]:
-    """A convolution's arrays for ``conv_frame`` / ``finish_frame`` in a compiled kernel: the
-    flipped channels-last taps wf [C, kh, kw * Co], the bias [Co] and the int64 geometry
-    [C, H, W, Co, Ho, Wo, sh, sw, ph, pw] (weight [Co, C, kh, kw], frames ``shape`` (C, H, W))."""
+    """A convolution's arrays for the compiled kernels (``conv_frame`` / ``finish_frame`` and the
+    CUDA network kernel): the flipped channels-last taps wf [C, kh, kw * Co] (tap (co, c, u, v)
+    at wf[c, u, (kw - 1 - v) * Co + co]), the bias [Co] and the int64 geometry
+    [C, H, W, Co, Ho, Wo, sh, sw, ph, pw, kh, kw] (weight [Co, C, kh, kw], frames ``shape`` (C, H, W))."""
     Co, C, kh, kw = weight.shape
     _, H, W = shape
     wf = np.ascontiguousarray(np.flip(weight, 3).transpose(1, 2, 3, 0)).reshape(C, kh, kw * Co)
     geom = np.array([C, H, W, Co, out_size(H, kh, stride[0], padding[0]), out_size(W, kw, stride[1], padding[1]),
-                     *stride, *padding], dtype=np.int64)
+                     *stride, *padding, kh, kw], dtype=np.int64)
     return [wf, np.ascontiguousarray(bias), geom]
 
 

@@ -15,6 +15,7 @@ from neurodyn.errors import BackendUnavailableError, ConfigError
 from neurodyn.inference import EarlyExit
 from neurodyn.kernels.cuda_host import host_compiler
 from neurodyn.kernels.delay_buffer import ring_offsets
+from neurodyn.kernels.sparse_conv import conv_args
 from neurodyn.nn.convert import to_network
 from neurodyn.nn.delays import DelayedLinear, round_delays
 
@@ -245,9 +246,8 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
             arrays.update({f"pg{l}": layer.pool.geometry(), f"pb{l}": np.zeros(B * P), f"qi{l}": np.zeros(B * P),
                            f"qv{l}": np.zeros(B * P), f"qn{l}": np.zeros(B)})
         if layer.conv is not None:
-            kh, kw = layer.weight.shape[2:]
-            arrays.update({f"cg{l}": [*layer.conv.shape, *layer.conv.out_shape(layer.weight.shape), *layer.conv.stride,
-                                      *layer.conv.padding, kh, kw], f"ca{l}": np.zeros(B * N)})
+            wf, _, cg = conv_args(layer.weight, layer.bias, layer.conv.shape, layer.conv.stride, layer.conv.padding)
+            arrays.update({f"W{l}": wf, f"cg{l}": cg, f"ca{l}": np.zeros(B * N)})
         arrays.update({f"c{l}_{c}": v for c, v in zip(layer.model.coefs, layer.coefs)})
         arrays.update({f"st{l}_{s}": np.broadcast_to(v, (B, N)) for s, v in zip(layer.model.states, layer.init)})
     C = net.layers[-1].size
