@@ -246,6 +246,16 @@ def _launch_cupy(signature: Signature, ch: Chunk, flags: tuple[int, int], T: int
         fn((R,), (threads,), (*ch.args, *scalars), shared_mem=(threads + 1) * 8)
 
 
+def to_torch(a) -> torch.Tensor:
+    """A numpy or CuPy array as a torch tensor sharing its memory (CPU or CUDA)."""
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else torch.from_dlpack(a)
+
+
+def to_host(a) -> np.ndarray:
+    """A numpy or CuPy array as a numpy array (a copy from the device for CuPy)."""
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
 def array_module(launcher: str):
     """(numpy or cupy, the launch function) of a launcher: 'cuda' (CuPy) or 'host' (the host C++ build)."""
     if launcher == "host":
@@ -312,7 +322,7 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
                                   "GPU's free memory: run fewer samples per call" + (" or record=False" if record else ""))
             chunk = chunk_samples(per, free, max(B, 1))
     klayers = _kernel_layers(xp, layers, dtype)
-    ptr_h = np.asarray(ptr.get() if hasattr(ptr, "get") else ptr, dtype=np.int64)  # chunk offsets, on the host
+    ptr_h = to_host(ptr).astype(np.int64, copy=False)  # chunk offsets, on the host
     outs, preds, dones, counts, records = [], [], [], [[] for _ in layers], [[] for _ in layers]
     confs, conf_recs = [], []
     for b0 in range(0, B, chunk):
@@ -329,7 +339,6 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
             counts[i].append(ch.counts[i])
             if record:
                 records[i].append(ch.records[i])
-    tt = (lambda a: torch.from_numpy(a)) if xp is np else (lambda a: torch.from_dlpack(a))
     cat = (lambda parts, axis: xp.concatenate(parts, axis=axis)) if B else (lambda parts, axis: None)
     if B == 0:
         C = layers[-1].size
@@ -337,10 +346,11 @@ def run_batch(net: Network, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, T
         return NetworkResult(out=empty, counts=[torch.zeros(0, dtype=torch.int64) for _ in layers],
                              steps=torch.zeros(0, dtype=torch.int64), records=[], pred=torch.zeros(0, dtype=torch.int64))
     ee = early_exit is not None
-    return NetworkResult(out=tt(cat(outs, 1)), counts=[tt(cat(c, 0)) for c in counts], steps=tt(cat(dones, 0)),
-                         records=[tt(cat(r, 1)) for r in records] if record else [], pred=tt(cat(preds, 0)),
-                         confidence=tt(cat(confs, 0)) if ee else None,
-                         confidence_trace=tt(cat(conf_recs, 1)) if (ee and record) else None)
+    return NetworkResult(out=to_torch(cat(outs, 1)), counts=[to_torch(cat(c, 0)) for c in counts],
+                         steps=to_torch(cat(dones, 0)), pred=to_torch(cat(preds, 0)),
+                         records=[to_torch(cat(r, 1)) for r in records] if record else [],
+                         confidence=to_torch(cat(confs, 0)) if ee else None,
+                         confidence_trace=to_torch(cat(conf_recs, 1)) if (ee and record) else None)
 
 
 class GpuNetworkStream(Stream):
@@ -360,16 +370,10 @@ class GpuNetworkStream(Stream):
         self._klayers = _kernel_layers(self._xp, net.layers, net.dtype)
         super().__init__(batch, lengths, lambda b: fresh_state(self._xp, self._klayers, b, net.dtype))
 
-    def _host(self, a) -> np.ndarray:
-        return a.get() if self._xp is not np else a
-
-    def _torch(self, a) -> torch.Tensor:
-        return torch.from_numpy(a) if self._xp is np else torch.from_dlpack(a)
-
     @property
     def done(self) -> torch.Tensor:
         """[B] bool: samples that run no more steps (exited, or their stream has ended)."""
-        return torch.from_numpy((self._host(self._state.exited) != 0) | self.clock.ended)
+        return torch.from_numpy((to_host(self._state.exited) != 0) | self.clock.ended)
 
     def step(self, x: torch.Tensor | np.ndarray | Events, steps: PerSample = None) -> StreamChunk:
         """Run the next t steps: x dense [t, B, N_in] (or one step [B, N_in]) or ``Events`` (T = t);
@@ -379,8 +383,8 @@ class GpuNetworkStream(Stream):
         t = chunk_length(x, B, net.in_features)
         if not isinstance(x, Events):
             x = Events.from_dense(torch.from_numpy(chunk_frames(x, t, B, net.dtype)))
-        before = self._host(st.steps).copy()
-        exited = self._host(st.exited) != 0
+        before = to_host(st.steps).copy()
+        exited = to_host(st.exited) != 0
         n = self.clock.chunk_steps(t, steps, before)
         n[exited] = 0
         ee = self.early_exit
@@ -388,7 +392,7 @@ class GpuNetworkStream(Stream):
         ch = launch(self.launcher, self._sig, self._klayers, net.in_features, x.ptr, x.idx, x.val, t, n, net.dtype,
                     self.record, early_exit=ee, threads=self.threads, state=st,
                     rows=xp.asarray(np.flatnonzero(n > 0)), scales=xp.asarray(scales))
-        tt, now = self._torch, self._host(st.exited) != 0
+        tt, now = to_torch, to_host(st.exited) != 0
         return StreamChunk(
             out=tt(ch.out), counts=[tt(c) for c in ch.counts], steps=tt(st.steps - xp.asarray(before)),
             records=[tt(r) for r in ch.records] if self.record else [], pred=tt(st.pred.copy()),
@@ -400,4 +404,4 @@ class GpuNetworkStream(Stream):
 
 
 __all__ = ["THREADS", "GpuNetworkStream", "MEMORY_SHARE", "Chunk", "KernelLayer", "array_module", "chunk_samples", "gpu_signature", "launch",
-           "network_source", "result_bytes", "run_batch", "sample_bytes"]
+           "network_source", "result_bytes", "run_batch", "sample_bytes", "to_host", "to_torch"]

@@ -68,29 +68,42 @@ class FusedNeuronFn(torch.autograd.Function):
         w = saved[2] if rec else None
         rest = saved[3:] if rec else saved[2:]
         state0, coefs, trajs = rest[:S], rest[S:S + C], rest[S + C:S + C + S]
-        T, B, N = x.shape
         if g_out is None:
             g_out = torch.zeros_like(x)
         first_coef = 7 + S  # position of the first coefficient among forward's inputs
         need_c = tuple(bool(ctx.needs_input_grad[first_coef + k]) for k in range(C))
-        need_t = tuple(g is not None for g in g_trajs)
-        # Unused gradient buffers are passed as tiny dummies the kernel variant never touches.
-        dummy3 = torch.zeros((1, 1, 1), dtype=x.dtype, device=x.device)
-        dummy2 = torch.zeros((1, 1), dtype=x.dtype, device=x.device)
-        g_trs = [g.contiguous() if g is not None else dummy3 for g in g_trajs]
-        g_x = torch.empty_like(x)
-        g_s0 = [torch.empty((B, N), dtype=x.dtype, device=x.device) for _ in range(S)]
-        g_c = [torch.empty((B, N), dtype=x.dtype, device=x.device) if k else dummy2 for k in need_c]
         head = [x, w.contiguous(), *state0, *coefs, lengths, *trajs, rest[-2]] if rec else \
             [x, *state0, *coefs, lengths, *trajs]
-        ctx.launcher.backward(model, ctx.surrogate, ctx.alpha, rec, need_c, need_t,
-                              head + [g_out.contiguous(), *g_trs, g_x, *g_s0, *g_c])
+        g_x, g_s0, g_c = launch_backward(ctx.launcher, model, ctx.surrogate, ctx.alpha, rec, need_c, head, g_out,
+                                         g_trajs)
         g_w = None
         if rec and ctx.needs_input_grad[6]:
             g_w = ctx.launcher.recurrent_weight_grad(model, ctx.surrogate, ctx.alpha, rest[-1], g_x)
         g_coefs = [g.sum(0) if k else None for k, g in zip(need_c, g_c)]
         g_state = [g if ctx.needs_input_grad[7 + k] else None for k, g in enumerate(g_s0)]
         return (None, None, None, None, None, g_x if ctx.needs_input_grad[5] else None, g_w, *g_state, *g_coefs)
+
+
+def launch_backward(launcher: Launcher, model: NeuronModel, surrogate: str, alpha: float | None, recurrent: bool,
+                    need_c: tuple[bool, ...], head: list[torch.Tensor], g_out: torch.Tensor,
+                    g_trajs: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, list, list]:
+    """The backward kernel of a neuron layer: ``head`` the forward's tensors as the kernel takes
+    them (x [T, B, N] first), g_out [T, B, N] and the state trajectories' gradients (None where
+    there is none: that kernel variant skips them).  Returns g_x [T, B, N], g_s0 ([B, N] per
+    state) and g_c ([B, N] per coefficient; a dummy where ``need_c`` is False)."""
+    x = head[0]
+    T, B, N = x.shape
+    # Unused gradient buffers are passed as tiny dummies the kernel variant never touches.
+    dummy3 = torch.zeros((1, 1, 1), dtype=x.dtype, device=x.device)
+    dummy2 = torch.zeros((1, 1), dtype=x.dtype, device=x.device)
+    need_t = tuple(g is not None for g in g_trajs)
+    g_trs = [g.contiguous() if g is not None else dummy3 for g in g_trajs]
+    g_x = torch.empty_like(x)
+    g_s0 = [torch.empty((B, N), dtype=x.dtype, device=x.device) for _ in model.states]
+    g_c = [torch.empty((B, N), dtype=x.dtype, device=x.device) if k else dummy2 for k in need_c]
+    launcher.backward(model, surrogate, alpha, recurrent, need_c, need_t,
+                      head + [g_out.contiguous(), *g_trs, g_x, *g_s0, *g_c])
+    return g_x, g_s0, g_c
 
 
 def run_fused(launcher: Launcher, model: NeuronModel, x: torch.Tensor, state0: tuple[torch.Tensor, ...],

@@ -18,10 +18,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..core.gpu import KernelLayer, array_module, launch
+from ..core.gpu import KernelLayer, array_module, launch, to_torch
 from ..errors import ConfigError
 from ..kernels.dispatch import step_counts
-from .fused_stack import StackLayer, stack_params
+from ..kernels.fused import launch_backward
+from .fused_stack import StackLayer, _param_starts, stack_params
 
 
 def frames_to_events(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -49,10 +50,6 @@ def _to_xp(t: torch.Tensor, xp):
     return t.numpy() if xp is np else xp.asarray(t)
 
 
-def _to_torch(a, xp) -> torch.Tensor:
-    return torch.from_numpy(a) if xp is np else torch.from_dlpack(a)
-
-
 class GpuStackFn(torch.autograd.Function):
     """out [T, B, N_last] of the stack; arguments: spec (launcher, per layer (model, surrogate,
     alpha), initial states [N] per layer, coefficient counts), x frames [T, B, K], steps [B]
@@ -76,13 +73,13 @@ class GpuStackFn(torch.autograd.Function):
         sig = tuple((m, False, False, False, False) for m, _, _ in models)
         ch = launch(launcher, sig, klayers, K, _to_xp(ptr, xp), _to_xp(idx, xp), _to_xp(val, xp), T,
                     xp.asarray(steps), np.dtype(dt), record=True, keep=True)
-        tt = (lambda a: _to_torch(a, xp))  # noqa: E731
+        tt = to_torch
         ctx.spec, ctx.steps = spec, steps
         ctx.outs = [tt(r) for r in ch.records]
         ctx.currents = [tt(c) for c in ch.currents]
         ctx.states = [[tt(s) for s in ss] for ss in ch.states]
         ctx.save_for_backward(x, *(p for p in params if p is not None))
-        ctx.has_bias = [params[j + 1] is not None for j in _starts(n_coefs)]
+        ctx.has_bias = [params[j + 1] is not None for j in _param_starts(n_coefs)]
         return tt(ch.out).clone()
 
     @staticmethod
@@ -97,7 +94,7 @@ class GpuStackFn(torch.autograd.Function):
         dev = x.device
         lengths = torch.as_tensor(ctx.steps, dtype=torch.int64, device=dev)
         neurons = _neuron_launcher(launcher)
-        starts = _starts(n_coefs)
+        starts = _param_starts(n_coefs)
         grads: list = [None] * len(params)
         g_x_in = None
         g = g_out.contiguous()
@@ -107,16 +104,10 @@ class GpuStackFn(torch.autograd.Function):
             w, coefs = params[j], params[j + 2:j + 2 + n_coefs[li]]
             N = w.shape[0]
             need_c = tuple(bool(ctx.needs_input_grad[3 + j + 2 + k]) for k in range(n_coefs[li]))
-            S = len(model.states)
-            dummy3 = torch.zeros((1, 1, 1), dtype=x.dtype, device=dev)
-            dummy2 = torch.zeros((1, 1), dtype=x.dtype, device=dev)
-            g_cur = torch.empty((T, B, N), dtype=x.dtype, device=dev)
-            g_s0 = [torch.empty((B, N), dtype=x.dtype, device=dev) for _ in range(S)]
-            g_c = [torch.empty((B, N), dtype=x.dtype, device=dev) if k else dummy2 for k in need_c]
             s0 = [s.to(x.dtype).expand(B, N).contiguous() for s in inits[li]]
             head = [ctx.currents[li], *s0, *[c.detach().contiguous() for c in coefs], lengths, *ctx.states[li]]
-            neurons.backward(model, surrogate, alpha, False, need_c, (False,) * S,
-                             head + [g, *([dummy3] * S), g_cur, *g_s0, *g_c])
+            g_cur, _, g_c = launch_backward(neurons, model, surrogate, alpha, False, need_c, head, g,
+                                            [None] * len(model.states))
             rows = g_cur.reshape(T * B, N)
             inp = x if li == 0 else ctx.outs[li - 1]
             if ctx.needs_input_grad[3 + j]:
@@ -131,14 +122,6 @@ class GpuStackFn(torch.autograd.Function):
             elif ctx.needs_input_grad[1]:
                 g_x_in = (rows @ w.detach()).reshape(T, B, -1)
         return (None, g_x_in, None, *grads)
-
-
-def _starts(n_coefs) -> list[int]:
-    out, i = [], 0
-    for nc in n_coefs:
-        out.append(i)
-        i += 2 + nc
-    return out
 
 
 def run_gpu_stack(layers: list[StackLayer], x: torch.Tensor, lengths: torch.Tensor | None = None,
