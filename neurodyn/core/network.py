@@ -147,6 +147,14 @@ def connection_sizes(weight_shape: tuple[int, ...], conv: Conv | None, pool: Poo
     return (int(np.prod(conv.shape)) if conv is not None else weight_shape[0]), n_out
 
 
+def _device_kind(device: str | torch.device) -> str:
+    """'cpu' or 'cuda' (any 'cuda:<n>'); ConfigError for anything else."""
+    kind = str(device).split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return kind
+
+
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
 
@@ -186,10 +194,7 @@ class Network:
         device: 'cuda' runs the batch on the GPU (``core.gpu``: one thread block per sample, in
         chunks that fit its memory; results as CUDA tensors); dense and recurrent layers.
         """
-        kind = str(device).split(":")[0]
-        if kind not in ("cpu", "cuda"):
-            raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
-        if kind == "cuda":
+        if _device_kind(device) == "cuda":
             if not isinstance(x, Events):
                 x = Events.from_dense(x.detach().cpu())
             if x.n_channels != self.in_features:
@@ -225,12 +230,9 @@ class Network:
         input.  lengths: total steps per sample when known (else each ends with a chunk that
         gives it fewer than t steps); early_exit, record: as for ``run``.  See ``core.stream``.
         device 'cuda': the samples' state stays on the GPU (``core.gpu.GpuNetworkStream``)."""
-        kind = str(device).split(":")[0]
-        if kind == "cuda":
+        if _device_kind(device) == "cuda":
             from .gpu import GpuNetworkStream
             return GpuNetworkStream(self, batch, lengths=lengths, early_exit=early_exit, record=record)
-        if kind != "cpu":
-            raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
         return NetworkStream(self, batch, lengths=lengths, early_exit=early_exit, record=record)
 
     def _launch(self, inputs: tuple, T: int, steps: np.ndarray, record: bool,

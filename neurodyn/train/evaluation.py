@@ -105,18 +105,11 @@ def eval_run(run: LoadedRun, batch_size: int | None = None, progress: bool = Tru
 
 
 def _event_core_confusion(run: LoadedRun, loader: DataLoader, device: str, progress: bool) -> np.ndarray:
-    from tqdm import tqdm
-
     from ..nn.convert import to_network
-    from .losses import class_scores
-    from .trainer import confusion_counts, flatten_frames
+    from .trainer import confusion_of
     net = to_network(run.model.eval())
-    preds, ys = [], []
-    for x, y, lengths in tqdm(loader, desc=f"evaluate ({device})", leave=False, disable=not progress):
-        out = net.run(flatten_frames(x), steps=lengths, device=device).out.cpu()
-        preds.append(class_scores(out, lengths, run.config.train.loss).argmax(1))
-        ys.append(y)
-    return confusion_counts(preds, ys, run.n_classes)
+    return confusion_of(lambda x, lengths: net.run(x, steps=lengths, device=device).out.cpu(), loader,
+                        run.config.train.loss, run.n_classes, progress, desc=f"evaluate ({device})")
 
 
 def write_eval(metrics: dict[str, Any], out: str | os.PathLike, prefix: str = "eval") -> list[Path]:

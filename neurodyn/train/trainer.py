@@ -64,10 +64,18 @@ def confusion_matrix(model: nn.Module, loader: DataLoader, loss: str = "mean_mem
     Without ``n_classes`` C is 1 + the largest label or prediction seen.
     """
     model.eval()
+    return confusion_of(lambda x, lengths: model(x), loader, loss, n_classes, progress)
+
+
+def confusion_of(forward: Callable[[Any, torch.Tensor], torch.Tensor], loader: DataLoader,
+                 loss: str = "mean_membrane", n_classes: int | None = None, progress: bool = False,
+                 desc: str = "evaluate") -> np.ndarray:
+    """``confusion_matrix`` of any forward pass: forward(x [T, B, features] or Events, lengths [B])
+    -> readout [T, B, C] (a CPU tensor)."""
     preds, ys = [], []
     with torch.no_grad():
-        for x, y, lengths in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
-            preds.append(class_scores(model(flatten_frames(x)), lengths, loss).argmax(1))
+        for x, y, lengths in tqdm(loader, desc=desc, leave=False, disable=not progress):
+            preds.append(class_scores(forward(flatten_frames(x), lengths), lengths, loss).argmax(1))
             ys.append(y)
     return confusion_counts(preds, ys, n_classes)
 
