@@ -36,9 +36,10 @@ def no_cupy(monkeypatch):
 
 
 @pytest.fixture(scope="package")
-def sanitizer_flags():
-    """Flags of a host C++ build with AddressSanitizer and UBSan that stops on the first error;
-    skips the test when there is no compiler or it cannot link them."""
+def sanitized_run():
+    """run(folder, kernel_source, main_source): builds main_source (which includes "k.cu", the
+    kernel source) with AddressSanitizer and UBSan stopping on the first error, runs it and returns
+    the CompletedProcess; skips the test when there is no compiler or it cannot link them."""
     import subprocess
 
     from neurodyn.kernels.cuda_host import host_compiler
@@ -51,4 +52,13 @@ def sanitizer_flags():
                            capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined here")
-    return cxx, flags
+
+    def run(folder, kernel_source: str, main_source: str) -> subprocess.CompletedProcess:
+        (folder / "k.cu").write_text(kernel_source)
+        (folder / "main.cpp").write_text(main_source)
+        exe = folder / "check"
+        r = subprocess.run([cxx, *flags, str(folder / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return subprocess.run([str(exe)], capture_output=True, text=True, cwd=folder,
+                              env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "PATH": "/usr/bin:/bin"})
+    return run

@@ -275,8 +275,7 @@ def _harness(net, ev, steps, threads: int, shrink: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _build_and_run(tmp_path, sanitizer, kind="mixed", shrink=None):
-    cxx, flags = sanitizer
+def _build_and_run(tmp_path, sanitized_run, kind="mixed", shrink=None):
     if kind == "conv":
         net, ev = _conv_net("strided", torch.float64)
         ev = Events.from_dense(ev.to_dense()[:9].repeat(1, 2, 1)[:, :6])
@@ -284,32 +283,27 @@ def _build_and_run(tmp_path, sanitizer, kind="mixed", shrink=None):
         net = _net(kind, torch.float64)
         ev = _events(torch.float64, T=9, B=6)
     steps = np.array([9, 0, 1, 4, 8, 9])
-    (tmp_path / "k.cu").write_text(network_source(gpu_signature(net.layers)))
-    (tmp_path / "main.cpp").write_text(_harness(net, ev, steps, threads=16, shrink=shrink))
-    exe = tmp_path / "check"
-    r = subprocess.run([cxx, *flags, str(tmp_path / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return subprocess.run([str(exe)], capture_output=True, text=True, cwd=tmp_path,
-                          env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "PATH": "/usr/bin:/bin"})
+    return sanitized_run(tmp_path, network_source(gpu_signature(net.layers)),
+                         _harness(net, ev, steps, threads=16, shrink=shrink))
 
 
 @needs_cxx
 @pytest.mark.parametrize("kind", ["mixed", "delays", "conv"])
-def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitizer_flags, kind):
-    r = _build_and_run(tmp_path, sanitizer_flags, kind)
+def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitized_run, kind):
+    r = _build_and_run(tmp_path, sanitized_run, kind)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     assert int(r.stdout.split()[1]) > 0, "no spikes: the row adds were not exercised"
 
 
 @needs_cxx
-def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitizer_flags):
+def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitized_run):
     """The control: the recurrent layer's outputs one element short is reported."""
-    r = _build_and_run(tmp_path, sanitizer_flags, shrink="o1")
+    r = _build_and_run(tmp_path, sanitized_run, shrink="o1")
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
-    r = _build_and_run(tmp_path, sanitizer_flags, "delays", shrink="rg0")  # the delay ring one element short
+    r = _build_and_run(tmp_path, sanitized_run, "delays", shrink="rg0")  # the delay ring one element short
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
-    r = _build_and_run(tmp_path, sanitizer_flags, "conv", shrink="ca1")  # a convolution's sums one element short
+    r = _build_and_run(tmp_path, sanitized_run, "conv", shrink="ca1")  # a convolution's sums one element short
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
 
 

@@ -227,29 +227,22 @@ def _harness(model, recurrent, need_c, need_t, T, B, N, threads, lengths, shrink
     return "\n".join(lines) + "\n"
 
 
-def _build_and_run(tmp_path, sanitizer, model, recurrent, need_c, need_t, shrink=None):
-    cxx, flags = sanitizer
+def _build_and_run(tmp_path, sanitized_run, model, recurrent, need_c, need_t, shrink=None):
     T, B, N = 9, 6, 37
     threads = 16  # < N: threads stride over neurons
-    (tmp_path / "k.cu").write_text(render_cuda_module(model, "atan", None, need_c, need_t, recurrent))
-    (tmp_path / "main.cpp").write_text(_harness(model, recurrent, need_c, need_t, T, B, N, threads,
-                                                [T, 0, 1, 4, T - 1, T], shrink))
-    exe = tmp_path / "check"
-    r = subprocess.run([cxx, *flags, str(tmp_path / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return subprocess.run([str(exe)], capture_output=True, text=True, cwd=tmp_path,
-                          env={"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "PATH": "/usr/bin:/bin"})
+    return sanitized_run(tmp_path, render_cuda_module(model, "atan", None, need_c, need_t, recurrent),
+                         _harness(model, recurrent, need_c, need_t, T, B, N, threads, [T, 0, 1, 4, T - 1, T], shrink))
 
 
 @needs_cxx
 @pytest.mark.skipif(sys.platform != "linux", reason="sanitizer builds are checked on Linux")
 @pytest.mark.parametrize("name,recurrent,lean", [("lif", True, False), ("cuba", True, False), ("alif", True, False),
                                                  ("cuba", True, True), ("alif", False, False), ("cuba", False, True)])
-def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitizer_flags, name, recurrent, lean):
+def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, sanitized_run, name, recurrent, lean):
     model = NEURONS[name]
     need_c = tuple(False for _ in model.coefs) if lean else tuple(True for _ in model.coefs)
     need_t = tuple(k == 0 for k in range(len(model.states))) if lean else tuple(True for _ in model.states)
-    r = _build_and_run(tmp_path, sanitizer_flags, model, recurrent, need_c, need_t)
+    r = _build_and_run(tmp_path, sanitized_run, model, recurrent, need_c, need_t)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "runtime error" not in r.stderr and "ERROR: AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     f32, f64 = map(int, r.stdout.split()[1:3])
@@ -258,9 +251,9 @@ def test_sanitized_host_build_stays_in_bounds_on_ragged_batches(tmp_path, saniti
 
 @needs_cxx
 @pytest.mark.skipif(sys.platform != "linux", reason="sanitizer builds are checked on Linux")
-def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitizer_flags):
+def test_sanitized_host_build_catches_a_short_buffer(tmp_path, sanitized_run):
     """The control: one input a single element short is reported, so the check above means something."""
-    r = _build_and_run(tmp_path, sanitizer_flags, NEURONS["lif"], True, (True,) * 6, (True,), shrink="cur")
+    r = _build_and_run(tmp_path, sanitized_run, NEURONS["lif"], True, (True,) * 6, (True,), shrink="cur")
     assert r.returncode != 0 and "AddressSanitizer" in r.stderr
 
 
