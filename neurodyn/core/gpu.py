@@ -368,6 +368,7 @@ class GpuNetworkStream(Stream):
         self._xp, _ = array_module(launcher)
         self._sig = gpu_signature(net.layers)
         self._klayers = _kernel_layers(self._xp, net.layers, net.dtype)
+        self._scales = None  # the evidence divisors on the device, copied again only when they grow
         super().__init__(batch, lengths, lambda b: fresh_state(self._xp, self._klayers, b, net.dtype))
 
     @property
@@ -389,9 +390,11 @@ class GpuNetworkStream(Stream):
         n[exited] = 0
         ee = self.early_exit
         scales = stream_scales(int((before + n).max(initial=0)), ee)
+        if self._scales is None or self._scales.shape[0] != scales.shape[0]:
+            self._scales = xp.asarray(scales)
         ch = launch(self.launcher, self._sig, self._klayers, net.in_features, x.ptr, x.idx, x.val, t, n, net.dtype,
                     self.record, early_exit=ee, threads=self.threads, state=st,
-                    rows=xp.asarray(np.flatnonzero(n > 0)), scales=xp.asarray(scales))
+                    rows=xp.asarray(np.flatnonzero(n > 0)), scales=self._scales)
         tt, now = to_torch, to_host(st.exited) != 0
         return StreamChunk(
             out=tt(ch.out), counts=[tt(c) for c in ch.counts], steps=tt(st.steps - xp.asarray(before)),
