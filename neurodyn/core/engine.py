@@ -47,7 +47,7 @@ def render_network_module(signature: tuple[tuple[NeuronModel, bool, bool, bool, 
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"network kernel dtype must be float32 or float64, got {dtype!r}")
-    names = _sig_name(signature)
+    names = signature_name(signature)
     parts = [HEADER.format(name=names, sg="atan", alpha=2.0)]
     parts.append("from neurodyn.kernels.delay_buffer import ring_pop, ring_push\n")
     parts.append("from neurodyn.kernels.event_scan import row_nonzeros\n")
@@ -279,9 +279,11 @@ def _per_measure(ind: str, line) -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def _sig_name(signature) -> str:
-    return "_".join(m.name + ("r" if r else "") + ("d" if d else "") + ("c" if c else "") + ("p" if p else "")
-                    for m, r, d, c, p in signature)
+def signature_name(signature) -> str:
+    """A file-name stem of a layer signature ``[(model, recurrent, delayed, conv, pooled), ...]``:
+    per layer the model's name and r/d/c/p for the flags set (the Numba, CUDA and integer
+    network kernels are cached under it)."""
+    return "_".join(m.name + "".join(f for f, on in zip("rdcp", flags) if on) for m, *flags in signature)
 
 
 @lru_cache(maxsize=None)
@@ -289,8 +291,8 @@ def network_kernel(signature: tuple[tuple[NeuronModel, bool, bool, bool, bool], 
                    dtype: str = "float64") -> ModuleType:
     """Compiled (lazily) event-driven kernel module for a layer signature and dtype (cached:
     rendering the source takes milliseconds, as long as the kernel itself runs)."""
-    stem = "net_" + _sig_name(signature) + f"_{dtype}"
+    stem = "net_" + signature_name(signature) + f"_{dtype}"
     return load_module(render_network_module(signature, dtype), stem)
 
 
-__all__ = ["render_network_module", "network_kernel"]
+__all__ = ["render_network_module", "network_kernel", "signature_name"]

@@ -28,6 +28,7 @@ from ..kernels.delay_buffer import ring_offsets
 from ..kernels.cuda_network import Signature, render_network_cuda
 from ..kernels.py_cxx import to_cxx
 from ..kernels.sparse_conv import conv_args
+from .engine import signature_name
 from .confidence import LIMITS, MEASURES, EarlyExit, softmax_sums, top2
 from .result import NetworkResult
 from .events import Events
@@ -210,8 +211,7 @@ def network_source(signature: Signature) -> str:
 @lru_cache(maxsize=None)
 def _host_library(signature: Signature):
     from ..kernels.cuda_host import compile_host
-    return compile_host(network_source(signature), "net_" + "_".join(
-        m.name + "".join(f for f, on in zip("rdcp", flags) if on) for m, *flags in signature))
+    return compile_host(network_source(signature), "net_" + signature_name(signature))
 
 
 @lru_cache(maxsize=None)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ShapeError
+from ..core.engine import signature_name
 from ..core.stream import SampleState
 from ..kernels.codegen import decorated, load_module
 from ..kernels.dispatch import step_counts
@@ -95,7 +96,7 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
 
     The format's state limit ``smax`` and fraction bits ``fbits`` are kernel arguments.
     """
-    names = _sig_name(signature)
+    names = signature_name(signature)
     parts = [HEADER.format(names=names)]
     seen = set()
     steps = {}
@@ -214,12 +215,7 @@ def render_kernel_module(signature: Signature, rounding: str) -> str:
 @lru_cache(maxsize=None)
 def int_kernel(signature: Signature, rounding: str) -> ModuleType:
     """Compiled (lazily) integer kernel module for a layer signature and rounding."""
-    return load_module(render_kernel_module(signature, rounding), f"int_{_sig_name(signature)}_{rounding}")
-
-
-def _sig_name(signature: Signature) -> str:
-    return "_".join(m.name + ("r" if r else "") + ("d" if d else "") + ("c" if c else "") + ("p" if p else "")
-                    for m, r, d, c, p in signature)
+    return load_module(render_kernel_module(signature, rounding), f"int_{signature_name(signature)}_{rounding}")
 
 
 def _signature(q: QuantizedNetwork) -> Signature:
