@@ -34,7 +34,6 @@ _SAMPLE_SHD = ["data.channel_pool=5", "data.bin_us=20000", "data.augment=true", 
                "data.aug_drop=0.1", "data.aug_time_stretch=0.15"]
 SAMPLE_SIZES: dict[str, list[str]] = {
     "shd_mlp.toml": [*_SAMPLE_SHD, "model.hidden=[256]", "model.dropout=0.3", "train.epochs=80", "train.lr=0.01"],
-    "shd_rsnn.toml": [*_SAMPLE_SHD, "model.hidden=[256]", "model.dropout=0.3", "train.epochs=80", "train.lr=0.01"],
     "shd_radlif.toml": [*_SAMPLE_SHD, "model.hidden=[128]", "model.dropout=0.3", "train.epochs=60",
                         "train.batch_size=32", "train.early_stopping=20"],
     # 20 ms steps; time constants of 40 ms = 2 steps (the recipe has 10.05 ms, one step of its 10 ms

@@ -14,7 +14,7 @@ SHD, NMNIST = DATASETS / "shd_sample", DATASETS / "nmnist_sample"
 @pytest.mark.skipif(not SHD.is_dir(), reason="sample data missing")
 def test_train_on_shd_sample(tmp_path):
     m = train(TrainConfig(data=str(SHD), out=str(tmp_path), model={"hidden": [64]}, train={"epochs": 3, "seed": 0}))
-    assert m["test_accuracy"] > 0.25  # chance is 0.05 (the 6-epoch main job reaches ~0.5)
+    assert m["test_accuracy"] > 0.25  # chance is 0.05
     for f in ("curves.png", "raster.png", "confusion.png", "metrics.json", "model.pt", "config.toml"):
         assert (tmp_path / f).stat().st_size > 0
 
