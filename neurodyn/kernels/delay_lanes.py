@@ -19,38 +19,47 @@ import numpy as np
 from numba import prange
 
 
+# Channels per block of the layout conversions: a block's rows are written (read) one step
+# after the other, so a thread walks a few rows at a time instead of all N rows (pages) at
+# every step (measured 10x faster for to_lanes and 1.5x for from_lanes at 256 channels, T 107,
+# batch 32, one thread).
+CHANNEL_BLOCK = 16
+
+
 @numba.njit(parallel=True, cache=True)
 def to_lanes(x, front, back, out):
     # x [T, B, N] -> out [N, (front + T + back) * B]: out[n, (front + t) * B + b] = x[t, b, n],
-    # the front and back padding zero.  Parallel over steps (disjoint columns of out).
+    # the front and back padding zero.  Parallel over blocks of channels (disjoint rows of out).
     T, B, N = x.shape
-    L = out.shape[1]
     p0 = front * B
     p1 = (front + T) * B
-    for n in prange(N):
-        row = out[n]
-        for c in range(p0):
-            row[c] = 0.0
-        for c in range(p1, L):
-            row[c] = 0.0
-    for t in prange(T):
-        for b in range(B):
-            xr = x[t, b]
-            c = p0 + t * B + b
-            for n in range(N):
-                out[n, c] = xr[n]
+    for blk in prange((N + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK):
+        n0 = blk * CHANNEL_BLOCK
+        n1 = min(N, n0 + CHANNEL_BLOCK)
+        for n in range(n0, n1):
+            out[n, :p0] = 0.0
+            out[n, p1:] = 0.0
+        for t in range(T):
+            c = p0 + t * B
+            for n in range(n0, n1):
+                dst = out[n, c:c + B]
+                for b in range(B):
+                    dst[b] = x[t, b, n]
 
 
 @numba.njit(parallel=True, cache=True)
 def from_lanes(y, out):
-    # y [N, >= T * B] (lanes) -> out [T, B, N].  Parallel over steps.
+    # y [N, >= T * B] (lanes) -> out [T, B, N].  Parallel over blocks of channels.
     T, B, N = out.shape
-    for t in prange(T):
-        for b in range(B):
-            c = t * B + b
-            orow = out[t, b]
-            for n in range(N):
-                orow[n] = y[n, c]
+    for blk in prange((N + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK):
+        n0 = blk * CHANNEL_BLOCK
+        n1 = min(N, n0 + CHANNEL_BLOCK)
+        for t in range(T):
+            for b in range(B):
+                c = t * B + b
+                orow = out[t, b]
+                for n in range(n0, n1):
+                    orow[n] = y[n, c]
 
 
 # Taps per pass: a pass adds three taps of two synapses into one row (loads of the row's

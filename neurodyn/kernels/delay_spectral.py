@@ -47,14 +47,17 @@ def _dft(T: int, K: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor
 
 @numba.njit(parallel=True, cache=True)
 def spread_kernel_koi(start, coef, kern):
-    # kern [K, O, I] (zeroed): kern[start[o, i] + j, o, i] = coef[o, i, j] for taps inside [0, K).
+    # kern [K, O, I] (every element written): kern[k, o, i] = coef[o, i, k - start[o, i]] inside the
+    # window, else 0.  Written tap by tap, contiguous over inputs (scattering each synapse's taps
+    # K x O x I apart measured 3.5x slower at 256 x 256 synapses, 26 taps).
     O, I, Wn = coef.shape
     K = kern.shape[0]
-    for o in prange(O):
-        for i in range(I):
-            s = start[o, i]
-            for j in range(min(Wn, K - s)):
-                kern[s + j, o, i] = coef[o, i, j]
+    for k in prange(K):
+        for o in range(O):
+            kr = kern[k, o]
+            for i in range(I):
+                j = k - start[o, i]
+                kr[i] = coef[o, i, j] if 0 <= j < Wn else 0.0
 
 
 def spectral_cost(T: int, B: int, I: int, O: int, K: int) -> float:

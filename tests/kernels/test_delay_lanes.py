@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodyn.kernels import delay_lanes, delay_window
+from neurodyn.kernels import delay_lanes, delay_spectral, delay_window
 from neurodyn.kernels.delay_conv import _input_grad, delay_conv_torch
 from neurodyn.kernels.delay_lanes import from_lanes, grouped, to_lanes
 from neurodyn.kernels.delay_spectral import spectral_input_grad
@@ -144,16 +144,50 @@ def test_forms_agree_in_a_training_layer(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-def test_lanes_layout_round_trip():
-    x = torch.randn(6, 3, 4)
-    out = np.full((4, (2 + 6 + 3) * 3), np.nan, dtype=np.float32)
+@pytest.mark.parametrize("N", [1, 4, 16, 17, 40])  # one, a partial and several channel blocks
+def test_lanes_layout_round_trip(N):
+    x = torch.randn(6, 3, N)
+    out = np.full((N, (2 + 6 + 3) * 3), np.nan, dtype=np.float32)
     to_lanes(x.numpy(), 2, 3, out)
-    lanes = torch.from_numpy(out).reshape(4, 11, 3)
+    lanes = torch.from_numpy(out).reshape(N, 11, 3)
     assert bool((lanes[:, :2] == 0).all()) and bool((lanes[:, 8:] == 0).all())
     torch.testing.assert_close(lanes[:, 2:8], x.permute(2, 0, 1), rtol=0, atol=0)
-    back = torch.empty(6, 3, 4)
+    back = torch.empty(6, 3, N)
     from_lanes(np.ascontiguousarray(out[:, 6:]), back.numpy())
     torch.testing.assert_close(back, x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("O", [1, 31, 32, 70])
+def test_output_blocks_round_trip(O):
+    # the event kernels' [nb, B, T * OUT_BLOCK] layout, zero past O in the last block
+    OB = delay_window.OUT_BLOCK
+    x = torch.randn(5, 3, O)
+    nb = -(-O // OB)
+    blocks = np.full((nb, 3, 5 * OB), np.nan, dtype=np.float32)
+    delay_window._to_blocks(x.numpy(), blocks)
+    full = torch.zeros(5, 3, nb * OB)
+    full[:, :, :O] = x
+    torch.testing.assert_close(torch.from_numpy(blocks).reshape(nb, 3, 5, OB),
+                               full.reshape(5, 3, nb, OB).permute(2, 1, 0, 3), rtol=0, atol=0)
+    back = torch.full((5, 3, O), float("nan"))
+    delay_window._from_blocks(blocks, back.numpy())
+    torch.testing.assert_close(back, x, rtol=0, atol=0)
+
+
+def test_spread_kernel_layouts_agree():
+    # [K, O, I] (spectral) and [I, K, O] (matrix products) from the same windows, including
+    # windows that run past the last tap
+    d = torch.rand(5, 7, dtype=torch.float64) * MAX_DELAY
+    d[0, :3] = torch.tensor([0.0, float(MAX_DELAY), MAX_DELAY - 0.4])
+    start, g, _ = delay_window.window_taps(d, 1.5, MAX_DELAY)
+    K = MAX_DELAY + 1
+    koi = np.full((K, 5, 7), np.nan)
+    delay_spectral.spread_kernel_koi(start, g, koi)
+    iko = np.zeros((7, K, 5))
+    delay_window._spread_kernel(start, g, iko)
+    np.testing.assert_array_equal(koi, iko.transpose(1, 2, 0))
+    ref = gaussian_taps(d, 1.5, MAX_DELAY).permute(2, 0, 1).numpy()
+    np.testing.assert_allclose(koi, ref, rtol=0, atol=1e-15)
 
 
 def test_grouped_taps_pad_to_whole_passes():
