@@ -42,6 +42,8 @@ def _train(a: argparse.Namespace) -> int:
         if "val_accuracy" in m:
             print(f"model of epoch {m['model_epoch']} of {m['epochs_trained']}: train accuracy "
                   f"{m['train_accuracy']:.3f}, validation accuracy {m['val_accuracy']:.3f}")
+        elif "train_accuracy" in m:
+            print(f"model of epoch {m['model_epoch']}: train accuracy {m['train_accuracy']:.3f}")
         print(f"test accuracy: {m['test_accuracy']:.3f}   ({time.perf_counter() - t0:.0f} s; "
               f"plots (curves.png, raster.png, confusion.png) and metrics in {cfg.out}/)")
     return 0

@@ -24,4 +24,6 @@ def test_cli_train_on_nmnist_sample(tmp_path, capsys):
     assert main(["train", "--data", str(NMNIST), "--out", str(tmp_path), "--epochs", "3", "--hidden", "64"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["test_accuracy"] > 0.6  # chance is 0.1
-    assert f"test accuracy: {m['test_accuracy']:.3f}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"test accuracy: {m['test_accuracy']:.3f}" in out
+    assert f"model of epoch 3: train accuracy {m['train_accuracy']:.3f}" in out
