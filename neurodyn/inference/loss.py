@@ -9,10 +9,9 @@ trained to be right, and confidently so, as early as the evidence allows.
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from ..errors import ConfigError, ShapeError
-from ..core.confidence import running_logits
+from ..train.losses import running_mean_ce, step_mask
 
 WEIGHTINGS = ("uniform", "linear")
 
@@ -36,13 +35,10 @@ def anytime_loss(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None 
         lengths = torch.full((B,), T, dtype=torch.int64)
     elif lengths.shape != (B,) or bool((lengths < 1).any()) or bool((lengths > T).any()):
         raise ShapeError(f"lengths must be [{B}] integers in [1, {T}]")
-    z = running_logits(v)
-    ce = F.cross_entropy(z.reshape(T * B, C), y.repeat(T), reduction="none").reshape(T, B)
-    t = torch.arange(1, T + 1, dtype=v.dtype, device=v.device)[:, None]
-    w = (t <= lengths.to(v.device)[None, :]).to(v.dtype)
+    w = step_mask(lengths.to(v.device), T, v.dtype)
     if weighting == "linear":
-        w = w * t
-    return ((ce * w).sum(0) / w.sum(0)).mean()
+        w = w * torch.arange(1, T + 1, dtype=v.dtype, device=v.device)[:, None]
+    return running_mean_ce(v, y, w)
 
 
 __all__ = ["anytime_loss", "WEIGHTINGS"]

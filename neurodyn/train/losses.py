@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from ..core.confidence import running_logits
 from ..errors import ConfigError, ShapeError
 
 
@@ -43,9 +44,18 @@ def spike_counts(v: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 def running_mean(v: torch.Tensor) -> torch.Tensor:
-    """Mean readout up to and including each step: [T, B, C] -> [T, B, C]."""
-    steps = torch.arange(1, v.shape[0] + 1, dtype=v.dtype, device=v.device)
-    return v.cumsum(0) / steps[:, None, None]
+    """Mean readout up to and including each step: [T, B, C] -> [T, B, C] (the early-exit
+    evidence ``core.confidence.running_logits`` at gamma 1)."""
+    return running_logits(v)
+
+
+def running_mean_ce(v: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the running mean readout at every step, weighted: v [T, B, C], y [B],
+    weights [T, B] (0 on padding).  Each sample's weighted mean over its steps, then the mean
+    over samples (a sample without steps counts 0)."""
+    T, B, C = v.shape
+    ce = F.cross_entropy(running_mean(v).reshape(T * B, C), y.repeat(T), reduction="none").reshape(T, B)
+    return ((ce * weights).sum(0) / weights.sum(0).clamp(min=1)).mean()
 
 
 def _mean_membrane(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -62,10 +72,7 @@ def _spike_count(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor) -> tor
 
 def _per_step(v: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     _check(v, lengths)
-    T, B, C = v.shape
-    ce = F.cross_entropy(running_mean(v).reshape(T * B, C), y.repeat(T), reduction="none").reshape(T, B)
-    mask = step_mask(lengths, T, v.dtype)
-    return ((ce * mask).sum(0) / lengths.clamp(min=1).to(v.dtype)).mean()
+    return running_mean_ce(v, y, step_mask(lengths, v.shape[0], v.dtype))
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
