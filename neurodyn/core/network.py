@@ -84,8 +84,27 @@ class Conv:
         return (Co, out_size(H, kh, self.stride[0], self.padding[0]), out_size(W, kw, self.stride[1], self.padding[1]))
 
 
+class ConnectionSizes:
+    """``size`` and ``n_in`` of a layer with ``weight``, ``conv`` and ``pool`` attributes
+    (``Layer`` and the export's ``QuantizedLayer``)."""
+
+    weight: np.ndarray
+    conv: "Conv | None"
+    pool: "Pool | None"
+
+    @property
+    def size(self) -> int:
+        """Neurons N_out."""
+        return connection_sizes(self.weight.shape, self.conv, self.pool)[1]
+
+    @property
+    def n_in(self) -> int:
+        """Inputs N_in (before pooling, if any)."""
+        return connection_sizes(self.weight.shape, self.conv, self.pool)[0]
+
+
 @dataclass
-class Layer:
+class Layer(ConnectionSizes):
     """One layer: input weights W [N_in, N_out] (rows added per event), bias [N_out],
     optional recurrent weights R [N_out, N_out], the neuron model, its coefficients and
     initial state (each [N_out]), optional integer input delays [N_in, N_out] (steps).
@@ -125,16 +144,6 @@ class Layer:
             takes = self.conv.shape if self.conv is not None else (self.weight.shape[0],)
             if (pooled if self.conv is not None else (int(np.prod(pooled)),)) != tuple(takes):
                 raise ShapeError(f"pooling {self.pool.shape} gives {pooled}, the connection takes {takes}")
-
-    @property
-    def size(self) -> int:
-        """Neurons N_out."""
-        return connection_sizes(self.weight.shape, self.conv, self.pool)[1]
-
-    @property
-    def n_in(self) -> int:
-        """Inputs N_in (before pooling, if any)."""
-        return connection_sizes(self.weight.shape, self.conv, self.pool)[0]
 
 
 def connection_sizes(weight_shape: tuple[int, ...], conv: Conv | None, pool: Pool | None) -> tuple[int, int]:

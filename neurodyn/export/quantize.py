@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.network import Conv, Layer, Network, Pool, connection_sizes
+from ..core.network import ConnectionSizes, Conv, Layer, Network, Pool
 from ..nn.convert import to_network
 from ..errors import ConfigError, ShapeError
 from ..neurons.base import NeuronModel
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # annotations only: int_stream runs this module's networks
 
 
 @dataclass
-class QuantizedLayer:
+class QuantizedLayer(ConnectionSizes):
     """One layer in integers.
 
     weight [N_in, N_out] (a convolution's kernel [C_out, C, kh, kw] with ``conv``) / recurrent
@@ -71,14 +71,6 @@ class QuantizedLayer:
     delay: np.ndarray | None = None
     conv: Conv | None = None
     pool: Pool | None = None
-
-    @property
-    def size(self) -> int:
-        return connection_sizes(self.weight.shape, self.conv, self.pool)[1]
-
-    @property
-    def n_in(self) -> int:
-        return connection_sizes(self.weight.shape, self.conv, self.pool)[0]
 
     def weight_int(self) -> np.ndarray:
         return np.ascontiguousarray(self.weight.astype(np.int64) << self.weight_exp)
