@@ -6,8 +6,10 @@ and differ only in ``model.delays``.  After training, the delayed network is rou
 integer delays and scored again (the form the event core runs), and the test-set inference
 time of the spread-kernel form and of the integer ring-buffer form is measured.  Writes
 ``benchmarks/results/delays_shd.md/.csv`` and ``delays_shd_hist.png`` (learned delays).
+On a machine with a GPU (``--device cuda`` or ``all``) the epoch times are also measured with
+model and batches on the GPU: ``delays_shd_cuda.md/.csv``.
 
-    python -m benchmarks.delays_shd [--quick] [--threads 1] [--data datasets/shd_sample]
+    python -m benchmarks.delays_shd [--quick] [--threads 1] [--data datasets/shd_sample] [--device cpu|cuda|all]
 
 The sample in datasets/ has 600 training recordings: accuracies here compare the two
 networks on equal terms, they are not the paper's numbers (which need the real SHD).
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .common import RESULTS, set_threads, timeit, timeit_interleaved, tiny, write_table
+from .common import RESULTS, devices_to_run, set_threads, timeit, timeit_interleaved, tiny, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,12 +56,15 @@ def _run(data: str, out: Path, delays: bool, epochs: int, hidden: int, batch: in
     return train(cfg, plots=False)
 
 
-def _epoch_times(data: str, hidden: int, batch: int, rounds: int) -> tuple[dict[str, float], dict[str, float], int]:
+def _epoch_times(data: str, hidden: int, batch: int, rounds: int,
+                 device: str = "cpu") -> tuple[dict[str, float], dict[str, float], int]:
     """Median time of one training epoch (every batch of the training split: forward, backward,
     Adam; no evaluation) of the network without delays and of the delayed one at the first
     epoch's kernel width (sigma_init, the widest) and at the last (sigma_final): the cost
     depends on the width.  The three are interleaved epoch by epoch so that load on the machine
-    hits all alike.  Returns ({name: s/epoch}, {name: sigma steps}, steps per epoch)."""
+    hits all alike.  device 'cuda': model and batches on the GPU (the delayed layers run their
+    taps as one cuDNN convolution over time).  Returns ({name: s/epoch}, {name: sigma steps},
+    steps per epoch)."""
     from torch.utils.data import DataLoader
 
     from neurodyn.data import load_dataset, pad_collate
@@ -67,7 +72,7 @@ def _epoch_times(data: str, hidden: int, batch: int, rounds: int) -> tuple[dict[
     from neurodyn.nn.delays import set_sigma
     from neurodyn.train.losses import loss_fn
     train_ds, _ = load_dataset(data, dt_us=10_000, channel_pool=5, seed=0)
-    batches = [(x.reshape(x.shape[0], x.shape[1], -1), y, n)
+    batches = [(x.reshape(x.shape[0], x.shape[1], -1).to(device), y.to(device), n.to(device))
                for x, y, n in DataLoader(train_ds, batch_size=batch, shuffle=True, collate_fn=pad_collate,
                                          generator=torch.Generator().manual_seed(0))]
     lossf = loss_fn("mean_membrane")
@@ -77,7 +82,7 @@ def _epoch_times(data: str, hidden: int, batch: int, rounds: int) -> tuple[dict[
     fns = {}
     for name, sigma in [("no delays", None), *sigmas.items()]:
         torch.manual_seed(0)
-        net = delay_snn(n_in, [hidden, hidden], 20, dt_ms=10.0, delays=sigma is not None)
+        net = delay_snn(n_in, [hidden, hidden], 20, dt_ms=10.0, delays=sigma is not None).to(device)
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -89,7 +94,25 @@ def _epoch_times(data: str, hidden: int, batch: int, rounds: int) -> tuple[dict[
                 lossf(net(x), y, lengths).backward()
                 opt.step()
         fns[name] = epoch
-    return timeit_interleaved(fns, repeats=rounds, warmup=0), sigmas, len(batches)
+    return timeit_interleaved(fns, repeats=rounds, warmup=0 if device == "cpu" else 1, device=device), sigmas, \
+        len(batches)
+
+
+def _gpu_epochs(data: str, hidden: int, quick: bool) -> str:
+    """The epoch-time comparison on the GPU, at the benchmark's batch and at the recipe's (256):
+    writes delays_shd_cuda.md/.csv."""
+    rows = []
+    for batch in ([32] if quick else [32, 256]):
+        epoch, sigmas, n_steps = _epoch_times(data, hidden, batch, rounds=2 if quick else 5, device="cuda")
+        for name in ("no delays", "first", "last"):
+            rows.append({"batch": batch, "steps/epoch": n_steps, "network": name if name == "no delays" else
+                         f"delays, sigma {sigmas[name]:.3g} steps ({name} epoch)", "train s/epoch": epoch[name],
+                         "epoch time vs no delays": epoch[name] / epoch["no delays"]})
+    header = (f"# SNN with vs without learnable delays on the GPU, SHD-format data ({Path(data).name}), "
+              f"{time.strftime('%Y-%m-%d')}\n\n140-{hidden}-{hidden}-20 (configs/shd_delays.toml's network), "
+              f"one training epoch (forward, backward, Adam; no evaluation), the three networks interleaved "
+              f"epoch by epoch, median of the rounds; model and batches on the GPU.")
+    return write_table("delays_shd_cuda", rows, header, device="cuda")
 
 
 def _test_time(model, loader) -> float:
@@ -106,10 +129,17 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", default=str(ROOT / "datasets" / "shd_sample"))
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                    help="cpu: training runs and epoch times; cuda: epoch times on the GPU (delays_shd_cuda)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     epochs = args.epochs or (2 if tiny() else 4 if args.quick else 20)
     hidden = 16 if tiny() else 64 if args.quick else 256
+    devices = devices_to_run(args.device, "delays_shd")
+    text = _gpu_epochs(args.data, hidden, args.quick) + "\n" if "cuda" in devices else ""
+    if "cpu" not in devices:
+        print(text)
+        return text
     batch, lr, dls = 32, 5e-3, 20.0
     decay = max(1, epochs // 4)  # the paper's schedule: a quarter of the epochs
     _warm_up(hidden)
@@ -163,7 +193,7 @@ def main(argv: list[str] | None = None) -> str:
               f"run through the Numba ring "
               f"buffers (inference, no grad); inference times are for the whole test split, data loading "
               f"included.")
-    text = write_table("delays_shd", rows, header)
+    text += write_table("delays_shd", rows, header)
     print(text)
     return text
 

@@ -22,7 +22,7 @@ def test_gpu_check_dry_run_needs_no_gpu():
     out = r.stdout
     assert "would run: " in out and "pip install -e .[gpu]" in out
     assert "pytest -q -rs tests/kernels/test_cuda_kernels.py tests/kernels/test_cuda_recurrent.py" in out
-    assert "-m benchmarks batch_run lif_sweep open_neuromorphic recurrent --quick -- --device cuda" in out
+    assert "-m benchmarks batch_run lif_sweep open_neuromorphic recurrent delays_shd --quick -- --device cuda" in out
     for name in ("batch_run", "lif_sweep", "open_neuromorphic", "recurrent"):
         assert f"benchmarks/results/{name}_cuda.md" in out
     assert "test_cupy_recurrent_matches_numba_on_gpu" in out  # the GPU tests it would run, listed

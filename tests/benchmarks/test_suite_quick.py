@@ -34,6 +34,7 @@ COLUMNS = {
     "delays_shd": ["network", "epochs", "test acc", "run s (epochs with test eval)", "run time vs no delays",
                    "sigma steps (first)", "train s/epoch (first)", "epoch time vs no delays (first)",
                    "sigma steps (last)", "train s/epoch (last)", "epoch time vs no delays (last)"],
+    "delays_shd_cuda": ["batch", "steps/epoch", "network", "train s/epoch", "epoch time vs no delays"],
 }
 META = ["device", "threads", "versions"]
 
@@ -179,3 +180,17 @@ def test_delays_benchmark_quick(results, capsys):
     assert math.isclose(float(delayed["run time vs no delays"]),
                         float(delayed["run s (epochs with test eval)"]) / float(plain["run s (epochs with test eval)"]),
                         rel_tol=1e-9)
+
+
+def test_delays_gpu_table(results, monkeypatch):
+    """The GPU epoch table (written on a GPU machine) from the same timing code, run here on the CPU."""
+    mod = __import__("benchmarks.delays_shd", fromlist=["_epoch_times"])
+    real = mod._epoch_times
+    monkeypatch.setattr(mod, "_epoch_times", lambda data, hidden, batch, rounds, device: real(data, hidden, batch, 1))
+    mod._gpu_epochs(str(ROOT / "datasets" / "shd_sample"), 16, quick=True)
+    rows = _table(results, "delays_shd_cuda")
+    assert [r["network"].split(",")[0] for r in rows] == ["no delays", "delays", "delays"]
+    plain = float(rows[0]["train s/epoch"])
+    for r in rows:
+        assert r["batch"] == "32" and int(r["steps/epoch"]) > 0 and r["device"].startswith("GPU")
+        assert math.isclose(float(r["epoch time vs no delays"]), float(r["train s/epoch"]) / plain, rel_tol=1e-9)
