@@ -26,7 +26,7 @@ for arg in "$@"; do
 done
 if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 
-GPU_TESTS="tests/kernels/test_cuda_kernels.py tests/kernels/test_cuda_recurrent.py tests/kernels/test_delay_gpu.py tests/core/test_gpu.py tests/nn/test_gpu_stack.py"
+GPU_TESTS="tests/kernels/test_cuda_kernels.py tests/kernels/test_cuda_recurrent.py tests/kernels/test_delay_gpu.py tests/core/test_gpu.py tests/nn/test_gpu_stack.py tests/train/test_device.py"
 BENCHMARKS="batch_run lif_sweep open_neuromorphic recurrent delays_shd"
 INSTALL="$PY -m pip install -e .[gpu]"
 TESTS="$PY -m pytest -q -rs $GPU_TESTS"

@@ -13,7 +13,7 @@ from .errors import ConfigError, NeurodynError
 _TRAIN_FLAGS = {"data": "data.path", "out": "out", "epochs": "train.epochs", "batch_size": "train.batch_size",
                 "lr": "train.lr", "hidden": "model.hidden", "neuron": "model.neuron", "bin_us": "data.bin_us",
                 "channel_pool": "data.channel_pool", "seed": "train.seed", "backend": "train.backend",
-                "loss": "train.loss"}
+                "loss": "train.loss", "device": "train.device"}
 
 
 def _train_config(a: argparse.Namespace):
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int)
     t.add_argument("--backend", choices=["auto", "torch", "numba", "cupy"])
     t.add_argument("--loss", choices=["mean_membrane", "spike_count", "per_step"])
+    t.add_argument("--device", help="cpu (default), cuda, cuda:N or auto (train.device)")
     t.set_defaults(fn=_train)
     e = sub.add_parser("eval", help="evaluate a trained run on the test split (accuracy, confusion plot)")
     src = e.add_mutually_exclusive_group(required=True)

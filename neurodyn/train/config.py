@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from ..errors import ConfigError
+from .device import check_device_name
 from .models import resolve_model_config
 
 if sys.version_info >= (3, 11):
@@ -78,6 +79,7 @@ class TrainOptions:
     loss: str = "mean_membrane"  # mean_membrane | spike_count | per_step
     seed: int = 0
     backend: str = "auto"       # kernel backend of the neuron layers
+    device: str = "cpu"         # cpu | cuda | cuda:N | auto (cuda when torch sees a GPU); see train.device
     eval_batch_size: int = 128
     val_fraction: float = 0.0   # share of train held out for validation (whole speakers where known); 0 = none
     early_stopping: int = 0     # stop after this many epochs without a better validation accuracy; 0 = off
@@ -157,6 +159,7 @@ class TrainConfig:
                                     ("train.backend", t.backend, BACKENDS)):
             if value not in choices:
                 raise ConfigError(f"{key} = {value!r}: choose one of {', '.join(choices)}")
+        check_device_name(t.device)
         if t.early_stopping and not t.val_fraction:
             raise ConfigError(f"train.early_stopping = {t.early_stopping} needs a validation split: set "
                               "train.val_fraction (early stopping on the test split would select on it)")

@@ -60,18 +60,19 @@ def plot_raster(model: torch.nn.Module, test_ds, path: Path, index: int = 0, dt_
     import matplotlib.pyplot as plt
 
     from ..nn import Recurrent, SpikingNeuron
+    from .device import model_device
 
     x, y = test_ds[index]
     x = torch.as_tensor(x).reshape(x.shape[0], 1, -1)
     layers: list[tuple[str, torch.Tensor]] = [("input", x)]
-    hooks = [m.register_forward_hook(lambda m, i, o: layers.append((f"{type(m).__name__} layer", o.detach())))
+    hooks = [m.register_forward_hook(lambda m, i, o: layers.append((f"{type(m).__name__} layer", o.detach().cpu())))
              for m in model.modules()
              if isinstance(m, Recurrent) or (isinstance(m, SpikingNeuron) and m.model.spiking)]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(x)
+            model(x.to(model_device(model)))
     finally:
         for h in hooks:
             h.remove()

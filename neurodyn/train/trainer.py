@@ -38,6 +38,7 @@ from ..errors import BackendUnavailableError, ConfigError
 from ..nn.sequential import Sequential
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import DataConfig, TrainConfig, TrainOptions, write_config
+from .device import model_device, resolve_device, to_device, wants_cuda
 from .losses import class_scores, loss_fn, readout_logits
 from .models import build_model, model_spec
 
@@ -64,7 +65,8 @@ def confusion_matrix(model: nn.Module, loader: DataLoader, loss: str = "mean_mem
     Without ``n_classes`` C is 1 + the largest label or prediction seen.
     """
     model.eval()
-    return confusion_of(lambda x, lengths: model(x), loader, loss, n_classes, progress)
+    dev = model_device(model)
+    return confusion_of(lambda x, lengths: model(to_device(x, dev)).cpu(), loader, loss, n_classes, progress)
 
 
 def confusion_of(forward: Callable[[Any, torch.Tensor], torch.Tensor], loader: DataLoader,
@@ -172,8 +174,10 @@ class _Dist:
         return self.rank == 0
 
 
-def _setup_dist() -> _Dist:
-    """Join the process group torchrun describes (WORLD_SIZE > 1), or use one already set up."""
+def _setup_dist(cuda: bool = False) -> _Dist:
+    """Join the process group torchrun describes (WORLD_SIZE > 1), or use one already set up.
+    cuda: the run is on GPUs, so the group's default backend is nccl (gloo on CPU);
+    NEURODYN_DIST_BACKEND overrides it."""
     if dist.is_available() and dist.is_initialized():
         return _Dist(dist.get_rank(), dist.get_world_size(), False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -181,16 +185,21 @@ def _setup_dist() -> _Dist:
         return _Dist()
     if not dist.is_available():
         raise BackendUnavailableError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
-    dist.init_process_group(backend=os.environ.get("NEURODYN_DIST_BACKEND", "gloo"))
+    dist.init_process_group(backend=os.environ.get("NEURODYN_DIST_BACKEND", "nccl" if cuda else "gloo"))
     return _Dist(dist.get_rank(), dist.get_world_size(), True)
 
 
 def _all_sum(values: list[float], d: _Dist) -> list[float]:
     if d.world == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t)
-    return t.tolist()
+    return t.cpu().tolist()
+
+
+def _collective_device() -> torch.device:
+    """Where tensors for the process group's collectives live: the GPU under nccl, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 class _OwnRngAugment:
@@ -262,7 +271,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_epoch_end: EpochCallback
         raise ConfigError(f"train() needs a TrainConfig, got {type(cfg).__name__}")
     if not cfg.data.path:
         raise ConfigError("no data: set data.path (CLI: --data PATH)")
-    d = _setup_dist()
+    d = _setup_dist(wants_cuda(cfg.train.device))
     try:
         return _train(cfg, d, resume, on_epoch_end, plots)
     finally:
@@ -284,16 +293,18 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     x0, _ = train_ds[0]
     n_in = int(np.prod(x0.shape[1:]))
     n_classes = int(max(train_ds.num_classes, test_ds.num_classes))
-    net = build_model(cfg.model, n_in, n_classes, cfg.dt_ms, t_opt.backend)
+    device = resolve_device(t_opt.device, d.world)
+    net = build_model(cfg.model, n_in, n_classes, cfg.dt_ms, t_opt.backend).to(device)
     model: nn.Module = net
-    if d.world > 1:
-        model = nn.parallel.DistributedDataParallel(net)  # broadcasts rank 0's initial weights
+    if d.world > 1:  # broadcasts rank 0's initial weights
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
     opt = make_optimizer(net.parameters(), t_opt)
     lossf = loss_fn(t_opt.loss)
 
     # One permutation per epoch (seed + epoch), cut into world-size shares: the global batches
     # are the same for any number of processes.
-    use_events = cfg.data.input == "events" and isinstance(net, Sequential)
+    # event lists feed the CPU kernels; on a GPU the batches go over as dense frames
+    use_events = cfg.data.input == "events" and isinstance(net, Sequential) and device.type == "cpu"
     fit_ds: Any = train_ds.with_sparse(use_events)
     val_ds, val_idx = None, None
     if t_opt.val_fraction > 0:
@@ -355,6 +366,7 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
         lr = opt.param_groups[0]["lr"]
         bar = tqdm(tl, desc=f"epoch {ep + 1}/{t_opt.epochs}", leave=False, disable=not d.main)
         for x, y, lengths in bar:
+            x, y, lengths = (to_device(a, device) for a in (x, y, lengths))
             v = model(flatten_frames(x))
             loss = lossf(v, y, lengths)
             opt.zero_grad()
@@ -471,7 +483,7 @@ def _summary(hist: dict, best: dict | None, test_acc: float) -> dict:
 def _test_confusion(net: nn.Module, loader: DataLoader, loss: str, n_classes: int, d: _Dist) -> np.ndarray:
     cm = confusion_matrix(net, loader, loss, n_classes)
     if d.world > 1:
-        t = torch.from_numpy(cm)
+        t = torch.from_numpy(cm).to(_collective_device())
         dist.all_reduce(t)
-        cm = t.numpy()
+        cm = t.cpu().numpy()
     return cm
