@@ -283,6 +283,7 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     t_opt = cfg.train
     if t_opt.batch_size % d.world:
         raise ConfigError(f"train.batch_size = {t_opt.batch_size} does not split over {d.world} processes")
+    device = resolve_device(t_opt.device, d.world)  # no GPU: one error before anything is written
     seed_everything(t_opt.seed + d.rank)
     out = Path(cfg.out)
     if d.main:
@@ -293,7 +294,6 @@ def _train(cfg: TrainConfig, d: _Dist, resume: bool, on_epoch_end: EpochCallback
     x0, _ = train_ds[0]
     n_in = int(np.prod(x0.shape[1:]))
     n_classes = int(max(train_ds.num_classes, test_ds.num_classes))
-    device = resolve_device(t_opt.device, d.world)
     net = build_model(cfg.model, n_in, n_classes, cfg.dt_ms, t_opt.backend).to(device)
     model: nn.Module = net
     if d.world > 1:  # broadcasts rank 0's initial weights

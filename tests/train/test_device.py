@@ -35,9 +35,10 @@ def test_cuda_without_a_gpu_is_one_clear_error(tiny_shd, tmp_path, capsys):
         resolve_device("cuda")
     with pytest.raises(BackendUnavailableError, match="sees no CUDA device"):
         train(TrainConfig(data=str(tiny_shd), out=str(tmp_path / "run"), train={"epochs": 1, "device": "cuda:0"}))
-    assert not (tmp_path / "run" / "model.pt").exists()
+    assert not (tmp_path / "run").exists()  # stopped before the run folder was made
     assert main(["train", "--data", str(tiny_shd), "--out", str(tmp_path / "cli"), "--epochs", "1",
                  "--device", "cuda"]) == 2
+    assert not (tmp_path / "cli").exists()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train.device = 'cuda'" in err and "sees no CUDA device" in err
 
